@@ -1,0 +1,3 @@
+"""Analytics: customer summaries, RFM, lifetime value, churn and forecasting (to come)."""
+
+__all__: list[str] = []

@@ -1,0 +1,12 @@
+"""Customers: people and companies, with their contact points and custom fields."""
+
+from crmcore.customers.customer import (
+    CUSTOMER_FIELDS,
+    Address,
+    Customer,
+    CustomerKind,
+    EmailAddress,
+    PhoneNumber,
+)
+
+__all__ = ["CUSTOMER_FIELDS", "Address", "Customer", "CustomerKind", "EmailAddress", "PhoneNumber"]

@@ -1,0 +1,3 @@
+"""Sales pipeline: leads, opportunities, stage transitions, assignment and scoring (to come)."""
+
+__all__: list[str] = []

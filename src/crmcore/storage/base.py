@@ -1,0 +1,404 @@
+"""The storage contract: `Store`, `UnitOfWork` and the template-method `Repository`.
+
+Adapters subclass `UnitOfWork` and `Repository` and fill in the underscored methods; the public
+methods do the checking, stamping and bookkeeping once, so every adapter behaves the same.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from crmcore.clock import Clock
+from crmcore.conditions import Condition, FieldSet, check_condition, sort_key
+from crmcore.customers.customer import CUSTOMER_FIELDS, Customer
+from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
+from crmcore.events import DomainEvent, OutboxRecord
+from crmcore.ids import check_id
+
+__all__ = [
+    "AGGREGATES",
+    "CUSTOMERS",
+    "DEFAULT_TENANT",
+    "Aggregate",
+    "Repository",
+    "Store",
+    "StoreCapabilities",
+    "UnitOfWork",
+    "check_tenant",
+]
+
+T = TypeVar("T")
+DEFAULT_TENANT = "default"
+"""The tenant of hosts that serve one organisation and never name one."""
+
+
+@attrs.frozen
+class Aggregate(Generic[T]):
+    """What the storage layer knows of an aggregate type: its name, class and queryable fields."""
+
+    name: str
+    cls: type[T]
+    fields: FieldSet
+
+
+CUSTOMERS: Aggregate[Customer] = Aggregate("customer", Customer, CUSTOMER_FIELDS)
+AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS,)
+
+
+@attrs.frozen
+class StoreCapabilities:
+    """What an adapter can do; tests and hosts branch on these flags, never on adapter names."""
+
+    name: str
+    durable: bool
+    concurrent_writers: bool
+    """Units of work in several processes or threads may write at the same time."""
+    ordered_outbox: bool = True
+    """Outbox positions become visible in order (no reader ever skips a later-committed gap)."""
+
+
+def check_tenant(tenant: object) -> str:
+    """A tenant id is an id like any other: a non-empty printable string of up to 64 characters."""
+    return check_id(tenant, "tenant")
+
+
+class Repository(abc.ABC, Generic[T]):
+    """Stores one aggregate type for one tenant inside one unit of work.
+
+    Objects are copied in and out: changing a fetched object changes nothing stored until
+    `save`, and a later change to a saved object does not leak into the store.
+    """
+
+    def __init__(self, aggregate: Aggregate[T], uow: UnitOfWork) -> None:
+        self.aggregate = aggregate
+        self.uow = uow
+
+    # --- public template methods ---
+
+    def get(self, id: str) -> T:
+        """The stored object with this id.
+
+        Raises:
+            NotFound: if there is none in this tenant.
+        """
+        found = self._get(check_id(id))
+        if found is None:
+            raise NotFound(self.aggregate.name, id)
+        return found
+
+    def exists(self, id: str) -> bool:
+        """Whether an object with this id is stored in this tenant."""
+        return self._get(check_id(id)) is not None
+
+    def add(self, obj: T) -> T:
+        """Store a new object; stamps ``created_at``/``updated_at`` if empty and sets ``version`` to 1.
+
+        Raises:
+            AlreadyExists: if the id is taken in this tenant.
+        """
+        self._check_type(obj)
+        with self._stamped(obj, creating=True):
+            self._add(obj)
+        return obj
+
+    def save(self, obj: T) -> T:
+        """Store changes to an object read earlier; its ``version`` must still be the stored one.
+
+        Stamps ``updated_at`` and increments ``version`` on the object.
+
+        Raises:
+            ConcurrencyError: someone saved a newer version since this copy was read (raised
+                here or, for the loser of a race, at the latest by ``commit``).
+            NotFound: the object is not stored.
+        """
+        self._check_type(obj)
+        expected = obj.version  # type: ignore[attr-defined]
+        with self._stamped(obj, creating=False):
+            self._save(obj, expected)
+        return obj
+
+    def delete(self, id: str) -> None:
+        """Delete the object with this id.
+
+        Raises:
+            NotFound: if there is none in this tenant.
+        """
+        if not self._delete(check_id(id)):
+            raise NotFound(self.aggregate.name, id)
+
+    def find(
+        self,
+        where: Condition | None = None,
+        *,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        now: datetime | None = None,
+    ) -> list[T]:
+        """Objects matching ``where``, sorted by ``order_by`` (``"-name"`` descends), then by id.
+
+        ``None`` sorts before any value. ``now`` anchors relative dates; it defaults to the unit
+        of work's clock.
+
+        Raises:
+            ValidationError: unknown fields, wrong value types, negative limit or offset.
+        """
+        self._check_query(where, order_by, limit, offset)
+        return self._find(where, tuple(order_by), limit, offset, now or self.uow.clock.now())
+
+    def count(self, where: Condition | None = None, *, now: datetime | None = None) -> int:
+        """How many objects match ``where``."""
+        self._check_query(where, (), None, 0)
+        return self._count(where, now or self.uow.clock.now())
+
+    def iter_all(self, batch_size: int = 1000) -> Iterator[T]:
+        """Every object of this tenant in id order, read ``batch_size`` at a time (bounded memory)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError("batch_size", f"must be a positive integer, got {batch_size!r}")
+        after: str | None = None
+        while True:
+            batch = self._page_after(after, batch_size)
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].id  # type: ignore[attr-defined]
+
+    def bulk_add(self, objs: Iterable[T]) -> int:
+        """Add many new objects in one go (imports); returns how many were added.
+
+        All or nothing with the unit of work: if any id is taken, `AlreadyExists` is raised and
+        the unit of work must be rolled back.
+        """
+        items = list(objs)
+        errors = [
+            FieldError(f"[{i}]", f"must be a {self.aggregate.cls.__name__}, not {type(o).__name__}")
+            for i, o in enumerate(items)
+            if not isinstance(o, self.aggregate.cls)
+        ]
+        seen: dict[str, int] = {}
+        for i, o in enumerate(items):
+            first = seen.setdefault(getattr(o, "id", ""), i)
+            if first != i:
+                errors.append(FieldError(f"[{i}].id", f"repeats the id of item {first}"))
+        if errors:
+            raise ValidationError.from_errors(errors)
+        now = self.uow.clock.now()
+        for o in items:
+            _stamp(o, now, creating=True)
+        if items:
+            self._bulk_add(items)
+        return len(items)
+
+    # --- adapter hooks ---
+
+    @abc.abstractmethod
+    def _get(self, id: str) -> T | None: ...
+
+    @abc.abstractmethod
+    def _add(self, obj: T) -> None:
+        """Insert ``obj`` (already stamped, version 1); raise AlreadyExists if the id is taken."""
+
+    @abc.abstractmethod
+    def _save(self, obj: T, expected_version: int) -> None:
+        """Replace the stored copy whose version is ``expected_version`` with ``obj``."""
+
+    @abc.abstractmethod
+    def _delete(self, id: str) -> bool:
+        """Delete; return False if nothing was stored under ``id``."""
+
+    @abc.abstractmethod
+    def _find(
+        self, where: Condition | None, order_by: tuple[str, ...], limit: int | None, offset: int, now: datetime
+    ) -> list[T]: ...
+
+    @abc.abstractmethod
+    def _count(self, where: Condition | None, now: datetime) -> int: ...
+
+    @abc.abstractmethod
+    def _page_after(self, after: str | None, limit: int) -> list[T]:
+        """Up to ``limit`` objects with id greater than ``after`` (all when None), in id order."""
+
+    @abc.abstractmethod
+    def _bulk_add(self, objs: list[T]) -> None: ...
+
+    # --- helpers ---
+
+    def _check_type(self, obj: object) -> None:
+        if not isinstance(obj, self.aggregate.cls):
+            raise ValidationError(
+                self.aggregate.name, f"expected a {self.aggregate.cls.__name__}, got {type(obj).__name__}"
+            )
+
+    def _check_query(
+        self, where: Condition | None, order_by: Sequence[str], limit: int | None, offset: int
+    ) -> None:
+        errors: list[FieldError] = []
+        if where is not None:
+            try:
+                check_condition(where, self.aggregate.fields)
+            except ValidationError as exc:
+                errors.extend(exc.errors)
+        if isinstance(order_by, str):
+            errors.append(FieldError("order_by", "must be a list of field names, not one string"))
+        else:
+            try:
+                sort_key(self.aggregate.fields, order_by)
+            except ValidationError as exc:
+                errors.extend(exc.errors)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            errors.append(FieldError("limit", f"must be a non-negative integer or None, got {limit!r}"))
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            errors.append(FieldError("offset", f"must be a non-negative integer, got {offset!r}"))
+        if errors:
+            raise ValidationError.from_errors(errors)
+
+    def _stamped(self, obj: Any, *, creating: bool) -> _Stamp:
+        return _Stamp(obj, self.uow.clock.now(), creating)
+
+
+def _stamp(obj: Any, now: datetime, *, creating: bool) -> None:
+    if creating:
+        if obj.created_at is None:
+            obj.created_at = now
+        if obj.updated_at is None:
+            obj.updated_at = now
+        obj.version = 1
+    else:
+        obj.updated_at = now
+        obj.version += 1
+
+
+class _Stamp:
+    """Stamp an object for writing; put the old values back if the write fails."""
+
+    def __init__(self, obj: Any, now: datetime, creating: bool) -> None:
+        self.obj, self.now, self.creating = obj, now, creating
+        self.old = (obj.created_at, obj.updated_at, obj.version)
+
+    def __enter__(self) -> None:
+        _stamp(self.obj, self.now, creating=self.creating)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            for name, value in zip(("created_at", "updated_at", "version"), self.old, strict=True):
+                object.__setattr__(self.obj, name, value)
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction for one tenant: ``with crm.unit_of_work() as uow: ...; uow.commit()``.
+
+    Nothing is written without `commit`; leaving the block without it, or with an exception,
+    rolls everything back. Events recorded with `record` go to the outbox in the same
+    transaction and are handed to ``on_commit`` (the facade's event bus) after it commits.
+    """
+
+    customers: Repository[Customer]
+
+    def __init__(
+        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+    ) -> None:
+        self.tenant = check_tenant(tenant)
+        self.clock = clock
+        self._on_commit = on_commit
+        self._events: list[DomainEvent] = []
+        self._open = False
+
+    def __enter__(self) -> UnitOfWork:
+        if self._open:
+            raise CrmError("this unit of work is already open")
+        self._begin()
+        self._open = True
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            self._open = False
+            self._close()
+
+    def record(self, *events: DomainEvent) -> None:
+        """Write ``events`` to the outbox with this unit of work's changes."""
+        for event in events:
+            if not isinstance(event, DomainEvent):
+                raise ValidationError("event", f"expected a DomainEvent, got {type(event).__name__}")
+        self._events.extend(events)
+
+    def commit(self) -> None:
+        """Write every change and recorded event atomically, then publish the events."""
+        self._require_open()
+        events, self._events = self._events, []
+        try:
+            self._commit(events)
+        except BaseException:
+            self._rollback()
+            raise
+        if events and self._on_commit is not None:
+            self._on_commit(events)
+
+    def rollback(self) -> None:
+        """Forget every change and event since the last commit."""
+        self._events = []
+        if self._open:
+            self._rollback()
+
+    def events_since(self, position: int = 0, limit: int = 100) -> list[OutboxRecord]:
+        """This tenant's committed outbox events after ``position``, oldest first."""
+        self._require_open()
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValidationError("position", f"must be a non-negative integer, got {position!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValidationError("limit", f"must be an integer from 1 to 10000, got {limit!r}")
+        return self._events_since(position, limit)
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise CrmError("the unit of work is not open: use it in a with block")
+
+    @abc.abstractmethod
+    def _begin(self) -> None: ...
+
+    @abc.abstractmethod
+    def _commit(self, events: list[DomainEvent]) -> None: ...
+
+    @abc.abstractmethod
+    def _rollback(self) -> None: ...
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources once the block ends."""
+
+    @abc.abstractmethod
+    def _events_since(self, position: int, limit: int) -> list[OutboxRecord]: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A storage backend: makes units of work, one per tenant and transaction."""
+
+    capabilities: StoreCapabilities
+
+    def unit_of_work(
+        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+    ) -> UnitOfWork:
+        """A new, not yet opened, unit of work for ``tenant``."""
+        ...
+
+    def create_schema(self) -> None:
+        """Create whatever the store needs (idempotent)."""
+        ...
+
+    def purge_tenant(self, tenant: str) -> int:
+        """Delete every row of ``tenant`` (objects and outbox) at once; returns rows removed."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

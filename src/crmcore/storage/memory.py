@@ -1,0 +1,228 @@
+"""The in-memory store: same contract as the SQL store, for tests, notebooks and simulations.
+
+A unit of work stages its changes privately and applies them at commit under one lock, after
+checking that nothing it read has changed since (optimistic concurrency, as in SQL).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from crmcore.clock import Clock
+from crmcore.conditions import Condition, evaluate, sort_key
+from crmcore.errors import AlreadyExists, ConcurrencyError, NotFound
+from crmcore.events import DomainEvent, OutboxRecord
+from crmcore.storage.base import AGGREGATES, CUSTOMERS, Aggregate, Repository, StoreCapabilities, UnitOfWork, check_tenant
+
+__all__ = ["MemoryStore", "MemoryUnitOfWork"]
+
+T = TypeVar("T")
+_Key = tuple[str, str]  # (tenant, aggregate name)
+_DELETED = None
+
+
+def clone(obj: T) -> T:
+    """A copy that shares nothing mutable with ``obj`` (nested value objects are immutable)."""
+    new = copy.copy(obj)
+    for field in attrs.fields(type(obj)):  # type: ignore[misc]
+        value = getattr(obj, field.name)
+        if isinstance(value, dict | list):
+            object.__setattr__(new, field.name, copy.deepcopy(value))
+    return new
+
+
+class MemoryStore:
+    """Everything in process memory; thread-safe; gone when the process ends."""
+
+    capabilities = StoreCapabilities(name="memory", durable=False, concurrent_writers=True)
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tables: dict[_Key, dict[str, Any]] = {}
+        self.outbox: list[OutboxRecord] = []
+
+    def table(self, tenant: str, aggregate: Aggregate[Any]) -> dict[str, Any]:
+        """The committed objects of one aggregate type in one tenant (call with the lock held)."""
+        return self.tables.setdefault((tenant, aggregate.name), {})
+
+    def unit_of_work(
+        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+    ) -> MemoryUnitOfWork:
+        """A unit of work on this store for ``tenant``."""
+        return MemoryUnitOfWork(self, tenant, clock, on_commit)
+
+    def create_schema(self) -> None:
+        """Nothing to create in memory."""
+
+    def purge_tenant(self, tenant: str) -> int:
+        """Drop every object and event of ``tenant``."""
+        tenant = check_tenant(tenant)
+        with self.lock:
+            removed = 0
+            for key in [k for k in self.tables if k[0] == tenant]:
+                removed += len(self.tables.pop(key))
+            kept = [r for r in self.outbox if r.tenant != tenant]
+            removed += len(self.outbox) - len(kept)
+            self.outbox = kept
+            return removed
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+
+class MemoryUnitOfWork(UnitOfWork):
+    """A unit of work on a `MemoryStore`."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        tenant: str,
+        clock: Clock,
+        on_commit: Callable[[list[DomainEvent]], None] | None = None,
+    ) -> None:
+        super().__init__(tenant, clock, on_commit)
+        self.store = store
+        self.staged: dict[str, dict[str, Any]] = {}
+        self.expected: dict[tuple[str, str], int | None] = {}
+        self.customers = MemoryRepository(CUSTOMERS, self)
+
+    def _begin(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.staged = {a.name: {} for a in AGGREGATES}
+        self.expected = {}
+
+    def _commit(self, events: list[DomainEvent]) -> None:
+        store = self.store
+        with store.lock:
+            for (name, id), version in self.expected.items():
+                current = store.tables.get((self.tenant, name), {}).get(id)
+                current_version = None if current is None else current.version
+                if current_version != version:
+                    raise ConcurrencyError(
+                        f"{name} {id!r} was changed by another unit of work "
+                        f"(version {version} expected, {current_version} stored)"
+                    )
+            for aggregate in AGGREGATES:
+                table = store.table(self.tenant, aggregate)
+                for id, obj in self.staged[aggregate.name].items():
+                    if obj is _DELETED:
+                        table.pop(id, None)
+                    else:
+                        table[id] = obj
+            position = store.outbox[-1].position if store.outbox else 0
+            for i, event in enumerate(events, start=1):
+                store.outbox.append(OutboxRecord(position=position + i, tenant=self.tenant, event=event))
+        self._reset()
+
+    def _rollback(self) -> None:
+        self._reset()
+
+    def _events_since(self, position: int, limit: int) -> list[OutboxRecord]:
+        with self.store.lock:
+            found = [r for r in self.store.outbox if r.tenant == self.tenant and r.position > position]
+        return found[:limit]
+
+    def current(self, aggregate: Aggregate[Any], id: str) -> Any:
+        """The object as this unit of work sees it: staged change first, else committed."""
+        staged = self.staged[aggregate.name]
+        if id in staged:
+            return staged[id]
+        with self.store.lock:
+            return self.store.tables.get((self.tenant, aggregate.name), {}).get(id)
+
+    def touch(self, aggregate: Aggregate[Any], id: str) -> None:
+        """Remember the committed version of ``id`` the first time this unit of work changes it."""
+        key = (aggregate.name, id)
+        if key not in self.expected:
+            with self.store.lock:
+                committed = self.store.tables.get((self.tenant, aggregate.name), {}).get(id)
+            self.expected[key] = None if committed is None else committed.version
+
+    def visible(self, aggregate: Aggregate[Any]) -> list[Any]:
+        """Every object this unit of work can see (not copies: callers must not change them)."""
+        with self.store.lock:
+            merged = dict(self.store.tables.get((self.tenant, aggregate.name), {}))
+        merged.update(self.staged[aggregate.name])
+        return [obj for obj in merged.values() if obj is not _DELETED]
+
+
+class MemoryRepository(Repository[T]):
+    """A repository over a `MemoryUnitOfWork`."""
+
+    uow: MemoryUnitOfWork
+
+    def _get(self, id: str) -> T | None:
+        found = self.uow.current(self.aggregate, id)
+        return None if found is None else clone(found)
+
+    def _add(self, obj: T) -> None:
+        id = obj.id  # type: ignore[attr-defined]
+        if self.uow.current(self.aggregate, id) is not None:
+            raise AlreadyExists(self.aggregate.name, id)
+        self.uow.touch(self.aggregate, id)
+        self.uow.staged[self.aggregate.name][id] = clone(obj)
+
+    def _save(self, obj: T, expected_version: int) -> None:
+        id = obj.id  # type: ignore[attr-defined]
+        current = self.uow.current(self.aggregate, id)
+        if current is None:
+            raise NotFound(self.aggregate.name, id)
+        if current.version != expected_version:
+            raise ConcurrencyError(
+                f"{self.aggregate.name} {id!r} is at version {current.version}, "
+                f"this copy is version {expected_version}: reload it and apply the change again"
+            )
+        self.uow.touch(self.aggregate, id)
+        self.uow.staged[self.aggregate.name][id] = clone(obj)
+
+    def _delete(self, id: str) -> bool:
+        if self.uow.current(self.aggregate, id) is None:
+            return False
+        self.uow.touch(self.aggregate, id)
+        self.uow.staged[self.aggregate.name][id] = _DELETED
+        return True
+
+    def _matching(self, where: Condition | None, now: datetime) -> list[T]:
+        fields = self.aggregate.fields
+        objs = self.uow.visible(self.aggregate)
+        if where is None:
+            return objs
+        return [o for o in objs if evaluate(where, o, fields, now)]
+
+    def _find(
+        self, where: Condition | None, order_by: tuple[str, ...], limit: int | None, offset: int, now: datetime
+    ) -> list[T]:
+        found = sorted(self._matching(where, now), key=lambda o: o.id)  # type: ignore[attr-defined]
+        for key, descending in reversed(sort_key(self.aggregate.fields, order_by)):
+            found.sort(key=key, reverse=descending)
+        end = None if limit is None else offset + limit
+        return [clone(o) for o in found[offset:end]]
+
+    def _count(self, where: Condition | None, now: datetime) -> int:
+        return len(self._matching(where, now))
+
+    def _page_after(self, after: str | None, limit: int) -> list[T]:
+        objs = self.uow.visible(self.aggregate)
+        if after is not None:
+            objs = [o for o in objs if o.id > after]
+        objs.sort(key=lambda o: o.id)
+        return [clone(o) for o in objs[:limit]]
+
+    def _bulk_add(self, objs: list[T]) -> None:
+        for obj in objs:
+            id = obj.id  # type: ignore[attr-defined]
+            if self.uow.current(self.aggregate, id) is not None:
+                raise AlreadyExists(self.aggregate.name, id)
+        for obj in objs:
+            self._add(obj)

@@ -1,0 +1,337 @@
+"""The SQL store: SQLAlchemy 2 Core on SQLite (file or memory) and PostgreSQL.
+
+Every statement is filtered by the unit of work's tenant; every driver exception is translated
+into the `crmcore.errors` tree.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from crmcore.clock import Clock
+from crmcore.conditions import Condition
+from crmcore.errors import AlreadyExists, ConcurrencyError, CrmError, NotFound, StorageError, ValidationError
+from crmcore.events import DomainEvent, OutboxRecord, event_from_data, event_to_data
+from crmcore.storage.base import Repository, StoreCapabilities, UnitOfWork, check_tenant
+from crmcore.storage.sql import tables
+from crmcore.storage.sql.mapping import CUSTOMER_MAPPING, SqlMapping
+from crmcore.storage.sql.where import compile_condition, compile_order_by
+
+__all__ = ["SqlStore", "SqlUnitOfWork", "translate_errors"]
+
+T = TypeVar("T")
+_ID_CHUNK = 500
+# SQLSTATEs meaning "another transaction got in the way; retry": serialization failure, deadlock.
+_RETRYABLE = {"40001", "40P01"}
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Turn driver exceptions into crmcore errors, so hosts catch one tree whatever the backend."""
+    try:
+        yield
+    except CrmError:
+        raise
+    except sa_exc.IntegrityError as exc:
+        raise AlreadyExists(what, str(exc.orig).splitlines()[0] if exc.orig else "?") from exc
+    except sa_exc.DataError as exc:
+        raise ValidationError(what, f"the database refused a value: {str(exc.orig).splitlines()[0]}") from exc
+    except sa_exc.OperationalError as exc:
+        code = getattr(exc.orig, "sqlstate", None)
+        message = str(exc.orig)
+        if code in _RETRYABLE or "database is locked" in message or "database table is locked" in message:
+            raise ConcurrencyError(f"{what}: another unit of work holds the data ({message}); retry") from exc
+        raise StorageError(f"{what}: {message}") from exc
+    except sa_exc.DBAPIError as exc:
+        raise StorageError(f"{what}: {exc.orig}") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StorageError(f"{what}: {exc}") from exc
+
+
+def _engine_for(url: str, **options: Any) -> Engine:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, the `postgres` extra
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        options.setdefault("poolclass", StaticPool)
+        options.setdefault("connect_args", {"check_same_thread": False})
+    return create_engine(parsed, **options)
+
+
+class SqlStore:
+    """crmcore on a SQLAlchemy engine.
+
+    Args:
+        engine: an `Engine`, or a URL (``sqlite:///crm.db``, ``sqlite://``, ``postgresql://...``).
+        **engine_options: passed to `sqlalchemy.create_engine` when ``engine`` is a URL.
+    """
+
+    metadata = tables.metadata
+    """The tables, for hosts' own Alembic migrations (``target_metadata``)."""
+
+    def __init__(self, engine: Engine | str, **engine_options: Any) -> None:
+        with translate_errors("open"):
+            self.engine = _engine_for(engine, **engine_options) if isinstance(engine, str) else engine
+        self.dialect = self.engine.dialect.name
+        in_memory = self.dialect == "sqlite" and self.engine.url.database in (None, "", ":memory:")
+        # One shared connection serves an in-memory SQLite database, so units of work take turns.
+        self.exclusive: threading.Lock | None = threading.Lock() if in_memory else None
+        self.capabilities = StoreCapabilities(
+            name=self.dialect,
+            durable=not in_memory,
+            concurrent_writers=self.dialect != "sqlite",
+        )
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas(in_memory))
+
+    def create_schema(self) -> None:
+        """Create crmcore's tables if they are missing (for quick starts; hosts may use Alembic)."""
+        with translate_errors("create schema"), self.engine.begin() as conn:
+            self.metadata.create_all(conn)
+
+    def drop_schema(self) -> None:
+        """Drop crmcore's tables and everything in them."""
+        with translate_errors("drop schema"), self.engine.begin() as conn:
+            self.metadata.drop_all(conn)
+
+    def unit_of_work(
+        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+    ) -> SqlUnitOfWork:
+        """A unit of work (one transaction) for ``tenant``."""
+        return SqlUnitOfWork(self, tenant, clock, on_commit)
+
+    def purge_tenant(self, tenant: str) -> int:
+        """Delete every row of ``tenant`` in every crmcore table, in one transaction."""
+        tenant = check_tenant(tenant)
+        removed = 0
+        with translate_errors("purge tenant"), self.engine.begin() as conn:
+            for table in reversed(self.metadata.sorted_tables):
+                removed += conn.execute(delete(table).where(table.c.tenant_id == tenant)).rowcount
+        return removed
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+def _sqlite_pragmas(in_memory: bool) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """One database transaction for one tenant."""
+
+    conn: Connection
+
+    def __init__(
+        self,
+        store: SqlStore,
+        tenant: str,
+        clock: Clock,
+        on_commit: Callable[[list[DomainEvent]], None] | None = None,
+    ) -> None:
+        super().__init__(tenant, clock, on_commit)
+        self.store = store
+        self.customers = SqlRepository(CUSTOMER_MAPPING, self)
+        self._holds_exclusive = False
+
+    def _begin(self) -> None:
+        lock = self.store.exclusive
+        if lock is not None:
+            if not lock.acquire(timeout=30):
+                raise ConcurrencyError(
+                    "an in-memory SQLite store runs one unit of work at a time, and another is open; "
+                    "use a SQLite file for overlapping units of work"
+                )
+            self._holds_exclusive = True
+        try:
+            with translate_errors("begin"):
+                self.conn = self.store.engine.connect()
+        except BaseException:
+            self._release()
+            raise
+
+    def _commit(self, events: list[DomainEvent]) -> None:
+        with translate_errors("commit"):
+            if events:
+                if self.store.dialect == "postgresql":
+                    # Serialize this tenant's outbox writers until commit, so positions become
+                    # visible in order and a reader paging by position never skips an event.
+                    self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(self.tenant, 0))))
+                self.conn.execute(
+                    insert(tables.outbox),
+                    [
+                        {
+                            "tenant_id": self.tenant,
+                            "event_id": e.event_id,
+                            "event_type": e.event_type,
+                            "aggregate_id": e.aggregate_id,
+                            "occurred_at": e.occurred_at,
+                            "payload": event_to_data(e),
+                        }
+                        for e in events
+                    ],
+                )
+            self.conn.commit()
+
+    def _rollback(self) -> None:
+        with translate_errors("rollback"):
+            self.conn.rollback()
+
+    def _close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._holds_exclusive and self.store.exclusive is not None:
+            self._holds_exclusive = False
+            self.store.exclusive.release()
+
+    def _events_since(self, position: int, limit: int) -> list[OutboxRecord]:
+        o = tables.outbox.c
+        with translate_errors("events_since"):
+            rows = self.conn.execute(
+                select(o.position, o.event_type, o.payload)
+                .where(o.tenant_id == self.tenant, o.position > position)
+                .order_by(o.position)
+                .limit(limit)
+            ).all()
+        return [
+            OutboxRecord(position=r.position, tenant=self.tenant, event=event_from_data(r.event_type, r.payload))
+            for r in rows
+        ]
+
+
+class SqlRepository(Repository[T]):
+    """A repository over one table, every statement scoped to the unit of work's tenant."""
+
+    uow: SqlUnitOfWork
+
+    def __init__(self, mapping: SqlMapping[T], uow: SqlUnitOfWork) -> None:
+        super().__init__(mapping.aggregate, uow)
+        self.mapping = mapping
+        self.table = mapping.table
+        self.c = mapping.table.c
+
+    def _mine(self) -> Any:
+        return self.c.tenant_id == self.uow.tenant
+
+    def _load(self, stmt: Any) -> list[T]:
+        with translate_errors(self.aggregate.name):
+            rows = self.uow.conn.execute(stmt).all()
+        return self.mapping.from_rows(rows)
+
+    def _get(self, id: str) -> T | None:
+        found = self._load(select(self.table).where(self._mine(), self.c.id == id))
+        return found[0] if found else None
+
+    def _insert(self) -> Any:
+        if self.uow.store.dialect == "postgresql":
+            return postgresql.insert(self.table).on_conflict_do_nothing()
+        if self.uow.store.dialect == "sqlite":
+            return sqlite.insert(self.table).on_conflict_do_nothing()
+        return insert(self.table)
+
+    def _add(self, obj: T) -> None:
+        row = self.mapping.to_row(obj, self.uow.tenant)
+        with translate_errors(self.aggregate.name):
+            result = self.uow.conn.execute(self._insert(), row)
+        if result.rowcount == 0:
+            raise AlreadyExists(self.aggregate.name, row["id"])
+
+    def _save(self, obj: T, expected_version: int) -> None:
+        row = self.mapping.to_row(obj, self.uow.tenant)
+        del row["tenant_id"], row["id"]
+        id = obj.id  # type: ignore[attr-defined]
+        with translate_errors(self.aggregate.name):
+            result = self.uow.conn.execute(
+                update(self.table)
+                .where(self._mine(), self.c.id == id, self.c.version == expected_version)
+                .values(row)
+            )
+            if result.rowcount == 1:
+                return
+            stored = self.uow.conn.execute(
+                select(self.c.version).where(self._mine(), self.c.id == id)
+            ).scalar_one_or_none()
+        if stored is None:
+            raise NotFound(self.aggregate.name, id)
+        raise ConcurrencyError(
+            f"{self.aggregate.name} {id!r} is at version {stored}, this copy is version "
+            f"{expected_version}: reload it and apply the change again"
+        )
+
+    def _delete(self, id: str) -> bool:
+        with translate_errors(self.aggregate.name):
+            result = self.uow.conn.execute(delete(self.table).where(self._mine(), self.c.id == id))
+        return bool(result.rowcount)
+
+    def _where(self, where: Condition | None, now: datetime) -> Any:
+        clause = self._mine()
+        if where is not None:
+            clause = clause & compile_condition(where, self.mapping.fields, self.uow.store.dialect, now)
+        return clause
+
+    def _find(
+        self, where: Condition | None, order_by: tuple[str, ...], limit: int | None, offset: int, now: datetime
+    ) -> list[T]:
+        stmt = (
+            select(self.table)
+            .where(self._where(where, now))
+            .order_by(*compile_order_by(order_by, self.mapping.fields, self.c.id))
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        return self._load(stmt)
+
+    def _count(self, where: Condition | None, now: datetime) -> int:
+        with translate_errors(self.aggregate.name):
+            count = self.uow.conn.execute(
+                select(func.count()).select_from(self.table).where(self._where(where, now))
+            ).scalar_one()
+        return int(count)
+
+    def _page_after(self, after: str | None, limit: int) -> list[T]:
+        clause = self._mine() if after is None else self._mine() & (self.c.id > after)
+        return self._load(select(self.table).where(clause).order_by(self.c.id).limit(limit))
+
+    def _bulk_add(self, objs: list[T]) -> None:
+        tenant = self.uow.tenant
+        rows = [self.mapping.to_row(o, tenant) for o in objs]
+        with translate_errors(self.aggregate.name):
+            for start in range(0, len(rows), _ID_CHUNK):
+                ids = [r["id"] for r in rows[start : start + _ID_CHUNK]]
+                taken = self.uow.conn.execute(
+                    select(self.c.id).where(self._mine(), self.c.id.in_(ids)).limit(1)
+                ).scalar()
+                if taken is not None:
+                    raise AlreadyExists(self.aggregate.name, taken)
+            self.uow.conn.execute(insert(self.table), rows)
+
+

@@ -1,0 +1,62 @@
+"""crmcore's tables, on one `MetaData` a host can add to its own Alembic migrations.
+
+Every table starts with ``tenant_id``: primary keys are (tenant_id, id) and every index leads with
+it, so each query of one tenant stays inside that tenant's slice of every index.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, Table
+
+from crmcore.storage.sql.types import ExactDecimal, JsonDocument, Text, UtcDateTime
+
+__all__ = ["customers", "metadata", "outbox"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "crm_customers",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("kind", Text(16), nullable=False),
+    Column("name", Text(300), nullable=False),
+    Column("owner", Text(64)),
+    Column("currency", Text(3)),
+    Column("credit_limit_amount", ExactDecimal),
+    Column("credit_limit_currency", Text(3)),
+    Column("birthday", Date),
+    Column("email", Text(254), comment="primary email, for lookups"),
+    Column("country", Text(2), comment="country of the primary address"),
+    Column("city", Text(100), comment="city of the primary address"),
+    Column("emails", JsonDocument, nullable=False),
+    Column("phones", JsonDocument, nullable=False),
+    Column("addresses", JsonDocument, nullable=False),
+    Column("tags", JsonDocument, nullable=False),
+    Column("custom", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "tenant_id", "name"),
+    Index(None, "tenant_id", "email"),
+    Index(None, "tenant_id", "created_at"),
+)
+
+outbox = Table(
+    "crm_outbox",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant_id", Text(64), nullable=False),
+    Column("event_id", Text(64), nullable=False),
+    Column("event_type", Text(100), nullable=False),
+    Column("aggregate_id", Text(64), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("payload", JsonDocument, nullable=False),
+    Index(None, "tenant_id", "position"),
+)
