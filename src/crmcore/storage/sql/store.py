@@ -249,18 +249,21 @@ class SqlRepository(Repository[T]):
         found = self._load(select(self.table).where(self._mine(), self.c.id == id))
         return found[0] if found else None
 
-    def _insert(self) -> Any:
-        if self.uow.store.dialect == "postgresql":
-            return postgresql.insert(self.table).on_conflict_do_nothing()
-        if self.uow.store.dialect == "sqlite":
-            return sqlite.insert(self.table).on_conflict_do_nothing()
-        return insert(self.table)
-
     def _add(self, obj: T) -> None:
         row = self.mapping.to_row(obj, self.uow.tenant)
+        dialect = self.uow.store.dialect
         with translate_errors(self.aggregate.name):
-            result = self.uow.conn.execute(self._insert(), row)
-        if result.rowcount == 0:
+            if dialect in ("postgresql", "sqlite"):
+                # ON CONFLICT keeps the transaction usable after a taken id (PostgreSQL would
+                # abort it on an IntegrityError); RETURNING tells whether the row went in, as
+                # rowcount is not reliable for it across drivers.
+                module = postgresql if dialect == "postgresql" else sqlite
+                stmt = module.insert(self.table).on_conflict_do_nothing().returning(self.c.id)
+                inserted = self.uow.conn.execute(stmt, row).first() is not None
+            else:
+                self.uow.conn.execute(insert(self.table), row)
+                inserted = True
+        if not inserted:
             raise AlreadyExists(self.aggregate.name, row["id"])
 
     def _save(self, obj: T, expected_version: int) -> None:

@@ -125,7 +125,7 @@ class _Compiler:
 
     def list_contains(self, col: Expr, value: str) -> Expr:
         if self.pg:
-            return col.op("@>")(cast(literal(json.dumps([value])), JSONB))  # type: ignore[no-any-return]
+            return col.op("@>", is_comparison=True)(cast(literal(json.dumps([value])), JSONB))
         items = func.json_each(col).table_valued("value")
         return select(literal(1)).select_from(items).where(items.c.value == value).exists()
 

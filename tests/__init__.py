@@ -1,0 +1,1 @@
+"""crmcore tests."""

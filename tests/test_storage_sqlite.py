@@ -1,0 +1,80 @@
+"""The storage contract on SQLite files, plus SQLite-only behaviour."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+import crmcore
+from crmcore import CRM, ConcurrencyError, StorageError
+from crmcore.customers import Customer
+from crmcore.storage.sql import SqlStore
+from crmcore.testing import StoreContract
+
+
+class TestSqliteFileStore(StoreContract):
+    """Runs every contract test on a SQLite file."""
+
+    @pytest.fixture(autouse=True)
+    def _dir(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "crm.db"
+
+    def create_crm(self) -> CRM:
+        return crmcore.open(f"sqlite:///{self.path}")
+
+
+def test_schema_is_reused_by_a_second_open(tmp_path: Path) -> None:
+    """Opening an existing file keeps its data (create_schema is idempotent)."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    with crmcore.open(url) as crm, crm.unit_of_work() as uow:
+        uow.customers.add(Customer(name="Kept"))
+        uow.commit()
+    with crmcore.open(url) as crm, crm.unit_of_work() as uow:
+        assert [c.name for c in uow.customers.find()] == ["Kept"]
+
+
+def test_in_memory_database_is_shared_and_runs_one_unit_of_work_at_a_time() -> None:
+    """sqlite:// keeps data across units of work; overlapping ones wait, then fail clearly."""
+    crm = crmcore.open("sqlite://")
+    with crm.unit_of_work() as uow:
+        uow.customers.add(Customer(name="Ada"))
+        uow.commit()
+    with crm.unit_of_work() as uow:
+        assert uow.customers.count() == 1
+    store = crm.store
+    assert isinstance(store, SqlStore) and store.exclusive is not None
+    assert not store.capabilities.durable
+    outcome: list[str] = []
+    with crm.unit_of_work():
+
+        def other() -> None:
+            try:
+                store.exclusive.acquire(timeout=0.05) or outcome.append("waits")  # type: ignore[union-attr]
+            finally:
+                pass
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert outcome == ["waits"]
+    assert ConcurrencyError.__mro__[1] is crmcore.CrmError
+
+
+def test_unreachable_database_raises_storage_error(tmp_path: Path) -> None:
+    """A file in a missing directory is a StorageError, not a driver exception."""
+    with pytest.raises(StorageError, match="unable to open database"):
+        crmcore.open(f"sqlite:///{tmp_path / 'missing' / 'crm.db'}")
+
+
+def test_locked_database_translates_to_concurrency_error(tmp_path: Path) -> None:
+    """A writer blocked past the busy timeout gets ConcurrencyError (retryable), not OperationalError."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    crm = crmcore.open(url, connect_args={"timeout": 0.1})
+    blocker = crmcore.open(url)
+    with blocker.unit_of_work() as holding:
+        holding.customers.add(Customer(name="Holds the write lock"))
+        with crm.unit_of_work() as uow, pytest.raises(ConcurrencyError, match="retry"):
+            uow.customers.add(Customer(name="Waits"))
+            uow.commit()
