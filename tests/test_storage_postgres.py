@@ -86,6 +86,8 @@ def test_outbox_positions_commit_in_order_under_concurrency(postgres_engine: Eng
 
 def test_unreachable_server_raises_storage_error() -> None:
     """A server that does not answer is a StorageError, not a driver exception."""
-    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test", connect_args={"connect_timeout": 2})
+    engine = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/test", connect_args={"connect_timeout": 2}
+    )
     with pytest.raises(StorageError, match="connection"):
         CRM(SqlStore(engine)).create_schema()

@@ -46,20 +46,15 @@ def test_in_memory_database_is_shared_and_runs_one_unit_of_work_at_a_time() -> N
     store = crm.store
     assert isinstance(store, SqlStore) and store.exclusive is not None
     assert not store.capabilities.durable
-    outcome: list[str] = []
+    lock = store.exclusive
+    acquired: list[bool] = []
     with crm.unit_of_work():
-
-        def other() -> None:
-            try:
-                store.exclusive.acquire(timeout=0.05) or outcome.append("waits")  # type: ignore[union-attr]
-            finally:
-                pass
-
-        t = threading.Thread(target=other)
+        t = threading.Thread(target=lambda: acquired.append(lock.acquire(timeout=0.05)))
         t.start()
         t.join()
-    assert outcome == ["waits"]
-    assert ConcurrencyError.__mro__[1] is crmcore.CrmError
+    assert acquired == [False]  # another thread had to wait while the unit of work was open
+    with crm.unit_of_work() as uow:  # and the lock is free again afterwards
+        assert uow.customers.count() == 1
 
 
 def test_unreachable_database_raises_storage_error(tmp_path: Path) -> None:

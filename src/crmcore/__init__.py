@@ -32,7 +32,7 @@ from crmcore.ids import new_id
 from crmcore.money import Money
 from crmcore.storage.base import DEFAULT_TENANT
 
-open = open_crm  # noqa: A001 - `crmcore.open(url)` reads like the library it is
+open = open_crm
 
 try:
     __version__ = version("crmcore")
@@ -40,14 +40,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 __all__ = [
-    "CRM",
-    "DEFAULT_TENANT",
     "All",
     "AlreadyExists",
     "Any",
+    "CRM",
     "Clock",
     "ConcurrencyError",
     "CrmError",
+    "DEFAULT_TENANT",
     "DomainEvent",
     "EventBus",
     "Field",

@@ -20,7 +20,8 @@ def require_aware(value: object, field: str = "datetime") -> datetime:
         raise ValidationError(field, f"must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValidationError(
-            field, f"naive datetime {value.isoformat()} refused: give it a time zone (e.g. tzinfo=UTC)"
+            field,
+            f"naive datetime {value.isoformat()} refused: give it a time zone (e.g. tzinfo=UTC)",
         )
     return value
 

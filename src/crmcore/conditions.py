@@ -109,8 +109,21 @@ class TimeUnit(enum.Enum):
     YEARS = "years"
 
 
-_ORDERED = {FieldType.TEXT, FieldType.INTEGER, FieldType.DATETIME, FieldType.DATE, FieldType.MONEY, FieldType.JSON}
-_SORTABLE = {FieldType.TEXT, FieldType.INTEGER, FieldType.BOOLEAN, FieldType.DATETIME, FieldType.DATE}
+_ORDERED = {
+    FieldType.TEXT,
+    FieldType.INTEGER,
+    FieldType.DATETIME,
+    FieldType.DATE,
+    FieldType.MONEY,
+    FieldType.JSON,
+}
+_SORTABLE = {
+    FieldType.TEXT,
+    FieldType.INTEGER,
+    FieldType.BOOLEAN,
+    FieldType.DATETIME,
+    FieldType.DATE,
+}
 _CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
 
@@ -181,6 +194,10 @@ class Condition:
         return Not(self)
 
 
+def _value_tuple(values: Iterable[Value]) -> tuple[Value, ...]:
+    return tuple(values)
+
+
 def _op(value: t.Any) -> CompareOp:
     return value if isinstance(value, CompareOp) else CompareOp(value)
 
@@ -203,7 +220,7 @@ class In(Condition):
     """``field`` equals one of ``values``."""
 
     field: str
-    values: tuple[Value, ...] = attrs.field(converter=tuple)
+    values: tuple[Value, ...] = attrs.field(converter=_value_tuple)
 
 
 @attrs.frozen
@@ -250,7 +267,7 @@ class All(Condition):
     conditions: tuple[Condition, ...]
 
     def __init__(self, *conditions: Condition) -> None:
-        self.__attrs_init__(tuple(conditions))  # type: ignore[attr-defined]
+        self.__attrs_init__(tuple(conditions))
 
 
 @attrs.frozen(init=False)
@@ -260,7 +277,7 @@ class Any(Condition):
     conditions: tuple[Condition, ...]
 
     def __init__(self, *conditions: Condition) -> None:
-        self.__attrs_init__(tuple(conditions))  # type: ignore[attr-defined]
+        self.__attrs_init__(tuple(conditions))
 
 
 @attrs.frozen
@@ -270,11 +287,16 @@ class Not(Condition):
     condition: Condition
 
 
-@attrs.frozen
 class Field:
     """Builds conditions on one field: ``Field("country") == "DE"``."""
 
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r})"
 
     def __eq__(self, value: object) -> Compare:  # type: ignore[override]
         return Compare(self.name, CompareOp.EQ, t.cast(Value, value))
@@ -328,19 +350,25 @@ class Field:
     def within_last(self, amount: int = 0, unit: TimeUnit | str = TimeUnit.DAYS, **kw: int) -> All:
         """Between ``now - amount unit`` and ``now``, both included: ``within_last(days=30)``."""
         amount, unit = _amount_unit(amount, unit, kw)
-        return All(Relative(self.name, CompareOp.GE, -amount, unit), Relative(self.name, CompareOp.LE, 0, unit))
+        return All(
+            Relative(self.name, CompareOp.GE, -amount, unit),
+            Relative(self.name, CompareOp.LE, 0, unit),
+        )
 
     def within_next(self, amount: int = 0, unit: TimeUnit | str = TimeUnit.DAYS, **kw: int) -> All:
         """Between ``now`` and ``now + amount unit``, both included: ``within_next(weeks=2)``."""
         amount, unit = _amount_unit(amount, unit, kw)
-        return All(Relative(self.name, CompareOp.GE, 0, unit), Relative(self.name, CompareOp.LE, amount, unit))
+        return All(
+            Relative(self.name, CompareOp.GE, 0, unit),
+            Relative(self.name, CompareOp.LE, amount, unit),
+        )
 
 
 def _amount_unit(amount: int, unit: TimeUnit | str, kw: Mapping[str, int]) -> tuple[int, TimeUnit]:
     if kw:
         if len(kw) != 1 or amount:
             raise ValidationError("amount", "give one offset, e.g. days=90")
-        (name, amount), = kw.items()
+        ((name, amount),) = kw.items()
         unit = name
     try:
         return amount, _unit(unit)
@@ -620,7 +648,7 @@ def _structure_value(data: t.Any, path: str) -> Value:
     if data is None or isinstance(data, bool | int | float | str):
         return data
     if isinstance(data, dict) and len(data) == 1:
-        (tag, raw), = data.items()
+        ((tag, raw),) = data.items()
         try:
             if tag == "$datetime" and isinstance(raw, str):
                 return require_aware(datetime.fromisoformat(raw), path)
@@ -648,7 +676,7 @@ def unstructure_condition(cond: Condition) -> dict[str, t.Any]:
     elif isinstance(cond, Not):
         out["condition"] = unstructure_condition(cond.condition)
     else:
-        for a in attrs.fields(type(cond)):  # type: ignore[misc]
+        for a in attrs.fields(type(cond)):  # type: ignore[arg-type]
             value = getattr(cond, a.name)
             if isinstance(value, enum.Enum):
                 out[a.name] = value.value
@@ -670,7 +698,9 @@ def structure_condition(data: t.Any, path: str = "") -> Condition:
     if cls is None:
         raise ValidationError(f"{path}.type".lstrip("."), f"{tag!r} is not one of {', '.join(_NODES)}")
     names = ["conditions"] if cls in (All, Any) else [a.name for a in attrs.fields(cls)]  # type: ignore[arg-type]
-    errors = [FieldError(f"{path}.{k}".lstrip("."), "unknown field") for k in data if k not in (*names, "type")]
+    errors = [
+        FieldError(f"{path}.{k}".lstrip("."), "unknown field") for k in data if k not in (*names, "type")
+    ]
     errors += [FieldError(f"{path}.{k}".lstrip("."), "is required") for k in names if k not in data]
     if errors:
         raise ValidationError.from_errors(errors)
@@ -698,12 +728,16 @@ def structure_condition(data: t.Any, path: str = "") -> Condition:
             try:
                 kwargs[name] = CompareOp(raw)
             except ValueError:
-                raise ValidationError(sub(name), f"{raw!r} is not one of {', '.join(o.value for o in CompareOp)}") from None
+                raise ValidationError(
+                    sub(name), f"{raw!r} is not one of {', '.join(o.value for o in CompareOp)}"
+                ) from None
         elif name == "unit":
             try:
                 kwargs[name] = TimeUnit(raw)
             except ValueError:
-                raise ValidationError(sub(name), f"{raw!r} is not one of {', '.join(u.value for u in TimeUnit)}") from None
+                raise ValidationError(
+                    sub(name), f"{raw!r} is not one of {', '.join(u.value for u in TimeUnit)}"
+                ) from None
         elif name == "amount":
             if isinstance(raw, bool) or not isinstance(raw, int):
                 raise ValidationError(sub(name), "must be an integer")

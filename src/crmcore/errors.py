@@ -72,7 +72,9 @@ class ValidationError(CrmError, ValueError):
 
     def prefixed(self, prefix: str) -> ValidationError:
         """The same problems with every path placed under ``prefix`` (``customer`` + ``name``)."""
-        return ValidationError.from_errors([FieldError(join_path(prefix, e.path), e.reason) for e in self.errors])
+        return ValidationError.from_errors(
+            [FieldError(join_path(prefix, e.path), e.reason) for e in self.errors]
+        )
 
 
 def join_path(prefix: str, path: str) -> str:

@@ -146,9 +146,7 @@ class EventBus:
         """Deliver each event, in order, to every handler of its class or a base class."""
         for event in events:
             with self._lock:
-                handlers = [
-                    h for cls in type(event).__mro__ for h in self._handlers.get(cls, ())  # type: ignore[call-overload]
-                ]
+                handlers = [h for cls in type(event).__mro__ for h in self._handlers.get(cls, ())]
             for handler in handlers:
                 try:
                     handler(event)

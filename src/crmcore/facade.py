@@ -39,7 +39,9 @@ class CRM:
         """
         return self.store.unit_of_work(tenant, self.clock, self.bus.publish)
 
-    def events_since(self, position: int = 0, limit: int = 100, *, tenant: str = DEFAULT_TENANT) -> list[OutboxRecord]:
+    def events_since(
+        self, position: int = 0, limit: int = 100, *, tenant: str = DEFAULT_TENANT
+    ) -> list[OutboxRecord]:
         """``tenant``'s outbox after ``position``, oldest first: poll it to feed a host's queue."""
         with self.unit_of_work(tenant) as uow:
             return uow.events_since(position, limit)
@@ -60,7 +62,10 @@ class CRM:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

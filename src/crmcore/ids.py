@@ -14,7 +14,15 @@ from typing import NewType
 
 from crmcore.errors import ValidationError
 
-__all__ = ["MAX_ID_LENGTH", "CustomerId", "EventId", "TenantId", "check_id", "id_time_ms", "new_id"]
+__all__ = [
+    "CustomerId",
+    "EventId",
+    "MAX_ID_LENGTH",
+    "TenantId",
+    "check_id",
+    "id_time_ms",
+    "new_id",
+]
 
 CustomerId = NewType("CustomerId", str)
 EventId = NewType("EventId", str)

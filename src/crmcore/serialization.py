@@ -11,8 +11,13 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
-from cattrs.errors import AttributeValidationNote, IterableValidationNote
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 
 from crmcore.clock import require_aware
 from crmcore.conditions import register_condition_hooks
@@ -173,7 +178,13 @@ def structure(data: Any, cls: type[T], *, conv: cattrs.Converter | None = None) 
     """Build a ``cls`` from plain data; bad data raises `ValidationError` naming each bad path."""
     try:
         return (conv or converter).structure(data, cls)
-    except (ValidationError, ClassValidationError, IterableValidationError, ExceptionGroup, KeyError) as exc:
+    except (
+        ValidationError,
+        ClassValidationError,
+        IterableValidationError,
+        ExceptionGroup,
+        KeyError,
+    ) as exc:
         raise ValidationError.from_errors(field_errors(exc) or [FieldError("", str(exc))]) from None
 
 

@@ -68,7 +68,7 @@ def run_checks(instance: object) -> None:
     if _trusted.get():
         return
     errors: list[FieldError] = []
-    for field in attrs.fields(type(instance)):  # type: ignore[misc]
+    for field in attrs.fields(type(instance)):  # type: ignore[arg-type]
         check = field.metadata.get(_CHECK_KEY)
         if check is None:
             continue
@@ -105,7 +105,8 @@ def text(*, max_length: int = 1000, required: bool = False, strip: bool = True) 
             raise ValidationError(path, f"must be at most {max_length} characters, got {len(value)}")
         if _CONTROL.search(value):
             raise ValidationError(path, "contains control characters")
-        return value
+        checked_text: str = value
+        return checked_text
 
     return check
 
@@ -146,7 +147,7 @@ def instance_of(cls: type[T]) -> Check:
 
 
 def tuple_of(item: Check, *, unique: bool = False, sort: bool = False) -> Check:
-    """A list or tuple whose items each pass ``item``; stored as a tuple, optionally deduplicated and sorted."""
+    """A list whose items each pass ``item``, stored as a tuple; optionally deduplicated and sorted."""
 
     def check(value: Any, path: str) -> tuple[Any, ...]:
         if isinstance(value, str | bytes | dict) or not isinstance(value, list | tuple | set | frozenset):
@@ -191,5 +192,6 @@ def json_value(value: Any, path: str) -> JsonValue:
             out[key] = json_value(v, join_path(path, key))
         return out
     raise ValidationError(
-        path, f"{type(value).__name__} is not a JSON value (use str, int, float, bool, None, list or dict)"
+        path,
+        f"{type(value).__name__} is not a JSON value (use str, int, float, bool, None, list or dict)",
     )

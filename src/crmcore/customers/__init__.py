@@ -9,4 +9,11 @@ from crmcore.customers.customer import (
     PhoneNumber,
 )
 
-__all__ = ["CUSTOMER_FIELDS", "Address", "Customer", "CustomerKind", "EmailAddress", "PhoneNumber"]
+__all__ = [
+    "Address",
+    "CUSTOMER_FIELDS",
+    "Customer",
+    "CustomerKind",
+    "EmailAddress",
+    "PhoneNumber",
+]

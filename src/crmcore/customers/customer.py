@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -27,7 +28,14 @@ from crmcore.validation import (
     utc_datetime,
 )
 
-__all__ = ["CUSTOMER_FIELDS", "Address", "Customer", "CustomerKind", "EmailAddress", "PhoneNumber"]
+__all__ = [
+    "Address",
+    "CUSTOMER_FIELDS",
+    "Customer",
+    "CustomerKind",
+    "EmailAddress",
+    "PhoneNumber",
+]
 
 
 class CustomerKind(enum.Enum):
@@ -44,7 +52,7 @@ _CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
 
 def _email(value: Any, path: str) -> str:
-    address = text(max_length=254, required=True)(value, path)
+    address: str = text(max_length=254, required=True)(value, path)
     if not _EMAIL.match(address):
         raise ValidationError(path, f"{address!r} is not an email address")
     local, _, domain = address.rpartition("@")
@@ -52,7 +60,7 @@ def _email(value: Any, path: str) -> str:
 
 
 def _phone(value: Any, path: str) -> str:
-    number = text(max_length=40, required=True)(value, path)
+    number: str = text(max_length=40, required=True)(value, path)
     digits = sum(c.isdigit() for c in number)
     if not _PHONE_CHARS.match(number) or not 4 <= digits <= 20:
         raise ValidationError(path, f"{number!r} is not a phone number")
@@ -60,14 +68,15 @@ def _phone(value: Any, path: str) -> str:
 
 
 def _country(value: Any, path: str) -> str:
-    code = text(max_length=2, required=True)(value, path).upper()
+    code: str = text(max_length=2, required=True)(value, path).upper()
     if not _COUNTRY.match(code):
         raise ValidationError(path, f"{value!r} is not an ISO 3166-1 alpha-2 country code")
     return code
 
 
 def _tag(value: Any, path: str) -> str:
-    return text(max_length=64, required=True)(value, path)
+    tag: str = text(max_length=64, required=True)(value, path)
+    return tag
 
 
 def _custom(value: Any, path: str) -> dict[str, JsonValue]:
@@ -104,7 +113,8 @@ def _kind(value: Any, path: str) -> CustomerKind:
 
 
 def _label(value: Any, path: str) -> str:
-    return text(max_length=40)(value, path)
+    label: str = text(max_length=40)(value, path)
+    return label
 
 
 def _flag(value: Any, path: str) -> bool:
@@ -118,7 +128,7 @@ def _one_primary(kind: str) -> Any:
     items_check = tuple_of(item_check)
 
     def check(value: Any, path: str) -> tuple[Any, ...]:
-        items = items_check(value, path)
+        items: tuple[Any, ...] = items_check(value, path)
         if sum(1 for i in items if i.primary) > 1:
             raise ValidationError(path, f"at most one of the {kind} can be primary")
         return items
@@ -167,7 +177,7 @@ class Address:
         run_checks(self)
 
 
-def _primary(items: tuple[Any, ...]) -> Any:
+def _primary(items: Sequence[Any]) -> Any:
     for item in items:
         if item.primary:
             return item
@@ -186,10 +196,10 @@ class Customer:
     name: str = checked(text(max_length=300, required=True), default="")
     kind: CustomerKind = checked(_kind, default=CustomerKind.PERSON)
     id: str = checked(check_id, factory=new_id)
-    emails: tuple[EmailAddress, ...] = checked(_one_primary("emails"), default=())
-    phones: tuple[PhoneNumber, ...] = checked(_one_primary("phones"), default=())
-    addresses: tuple[Address, ...] = checked(_one_primary("addresses"), default=())
-    tags: tuple[str, ...] = checked(tuple_of(_tag, unique=True, sort=True), default=())
+    emails: Sequence[EmailAddress] = checked(_one_primary("emails"), default=())
+    phones: Sequence[PhoneNumber] = checked(_one_primary("phones"), default=())
+    addresses: Sequence[Address] = checked(_one_primary("addresses"), default=())
+    tags: Sequence[str] = checked(tuple_of(_tag, unique=True, sort=True), default=())
     owner: str | None = checked(optional(check_id), default=None)
     currency: str | None = checked(optional(check_currency), default=None)
     credit_limit: Money | None = checked(optional(instance_of(Money)), default=None)
@@ -239,7 +249,10 @@ CUSTOMER_FIELDS = FieldSet.of(
         FieldDef("id", FieldType.TEXT, lambda c: c.id, nullable=False),
         FieldDef("name", FieldType.TEXT, lambda c: c.name, nullable=False),
         FieldDef(
-            "kind", FieldType.TEXT, lambda c: c.kind.value, nullable=False,
+            "kind",
+            FieldType.TEXT,
+            lambda c: c.kind.value,
+            nullable=False,
             choices=tuple(k.value for k in CustomerKind),
         ),
         FieldDef("owner", FieldType.TEXT, lambda c: c.owner),

@@ -18,9 +18,9 @@ from crmcore.storage.memory import MemoryStore
 
 __all__ = [
     "AGGREGATES",
+    "Aggregate",
     "CUSTOMERS",
     "DEFAULT_TENANT",
-    "Aggregate",
     "MemoryStore",
     "Repository",
     "Store",

@@ -23,9 +23,9 @@ from crmcore.ids import check_id
 
 __all__ = [
     "AGGREGATES",
+    "Aggregate",
     "CUSTOMERS",
     "DEFAULT_TENANT",
-    "Aggregate",
     "Repository",
     "Store",
     "StoreCapabilities",
@@ -214,7 +214,12 @@ class Repository(abc.ABC, Generic[T]):
 
     @abc.abstractmethod
     def _find(
-        self, where: Condition | None, order_by: tuple[str, ...], limit: int | None, offset: int, now: datetime
+        self,
+        where: Condition | None,
+        order_by: tuple[str, ...],
+        limit: int | None,
+        offset: int,
+        now: datetime,
     ) -> list[T]: ...
 
     @abc.abstractmethod
@@ -232,7 +237,8 @@ class Repository(abc.ABC, Generic[T]):
     def _check_type(self, obj: object) -> None:
         if not isinstance(obj, self.aggregate.cls):
             raise ValidationError(
-                self.aggregate.name, f"expected a {self.aggregate.cls.__name__}, got {type(obj).__name__}"
+                self.aggregate.name,
+                f"expected a {self.aggregate.cls.__name__}, got {type(obj).__name__}",
             )
 
     def _check_query(
@@ -301,7 +307,10 @@ class UnitOfWork(abc.ABC):
     customers: Repository[Customer]
 
     def __init__(
-        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+        self,
+        tenant: str,
+        clock: Clock,
+        on_commit: Callable[[list[DomainEvent]], None] | None = None,
     ) -> None:
         self.tenant = check_tenant(tenant)
         self.clock = clock
@@ -317,7 +326,10 @@ class UnitOfWork(abc.ABC):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         try:
             self.rollback()
@@ -386,7 +398,10 @@ class Store(Protocol):
     capabilities: StoreCapabilities
 
     def unit_of_work(
-        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+        self,
+        tenant: str,
+        clock: Clock,
+        on_commit: Callable[[list[DomainEvent]], None] | None = None,
     ) -> UnitOfWork:
         """A new, not yet opened, unit of work for ``tenant``."""
         ...

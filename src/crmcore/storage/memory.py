@@ -18,7 +18,15 @@ from crmcore.clock import Clock
 from crmcore.conditions import Condition, evaluate, sort_key
 from crmcore.errors import AlreadyExists, ConcurrencyError, NotFound
 from crmcore.events import DomainEvent, OutboxRecord
-from crmcore.storage.base import AGGREGATES, CUSTOMERS, Aggregate, Repository, StoreCapabilities, UnitOfWork, check_tenant
+from crmcore.storage.base import (
+    AGGREGATES,
+    CUSTOMERS,
+    Aggregate,
+    Repository,
+    StoreCapabilities,
+    UnitOfWork,
+    check_tenant,
+)
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork"]
 
@@ -30,7 +38,7 @@ _DELETED = None
 def clone(obj: T) -> T:
     """A copy that shares nothing mutable with ``obj`` (nested value objects are immutable)."""
     new = copy.copy(obj)
-    for field in attrs.fields(type(obj)):  # type: ignore[misc]
+    for field in attrs.fields(type(obj)):  # type: ignore[arg-type]
         value = getattr(obj, field.name)
         if isinstance(value, dict | list):
             object.__setattr__(new, field.name, copy.deepcopy(value))
@@ -52,7 +60,10 @@ class MemoryStore:
         return self.tables.setdefault((tenant, aggregate.name), {})
 
     def unit_of_work(
-        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+        self,
+        tenant: str,
+        clock: Clock,
+        on_commit: Callable[[list[DomainEvent]], None] | None = None,
     ) -> MemoryUnitOfWork:
         """A unit of work on this store for ``tenant``."""
         return MemoryUnitOfWork(self, tenant, clock, on_commit)
@@ -201,7 +212,12 @@ class MemoryRepository(Repository[T]):
         return [o for o in objs if evaluate(where, o, fields, now)]
 
     def _find(
-        self, where: Condition | None, order_by: tuple[str, ...], limit: int | None, offset: int, now: datetime
+        self,
+        where: Condition | None,
+        order_by: tuple[str, ...],
+        limit: int | None,
+        offset: int,
+        now: datetime,
     ) -> list[T]:
         found = sorted(self._matching(where, now), key=lambda o: o.id)  # type: ignore[attr-defined]
         for key, descending in reversed(sort_key(self.aggregate.fields, order_by)):

@@ -114,7 +114,14 @@ class StoreContract:
         """Nested custom JSON, exact decimals and non-UTC datetimes come back with equal values."""
         created = datetime(2025, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=5, minutes=30)))
         c = _customer(
-            custom={"tier": "gold", "n": 3, "x": 2.5, "ok": True, "none": None, "nested": {"a": [1, "b", {"c": False}]}},
+            custom={
+                "tier": "gold",
+                "n": 3,
+                "x": 2.5,
+                "ok": True,
+                "none": None,
+                "nested": {"a": [1, "b", {"c": False}]},
+            },
             credit_limit=Money("1234567890.12", "EUR"),
             created_at=created,
         )
@@ -143,7 +150,7 @@ class StoreContract:
     def test_add_stamps_times_and_version(self, fixed: CRM, tenant: str) -> None:
         """add() sets created_at/updated_at from the clock when empty, and version 1."""
         c = _customer()
-        assert c.version == 0 and c.created_at is None
+        assert (c.version, c.created_at) == (0, None)
         self.stored(fixed, tenant, c)
         assert (c.version, c.created_at, c.updated_at) == (1, T0, T0)
         given_time = T0 - timedelta(days=400)
@@ -152,7 +159,10 @@ class StoreContract:
 
     def test_get_missing_raises_not_found(self, crm: CRM, tenant: str) -> None:
         """get() of an unknown id raises NotFound naming the kind and id."""
-        with crm.unit_of_work(tenant) as uow, pytest.raises(NotFound, match="customer 'nope' not found"):
+        with (
+            crm.unit_of_work(tenant) as uow,
+            pytest.raises(NotFound, match="customer 'nope' not found"),
+        ):
             uow.customers.get("nope")
 
     def test_add_existing_id_raises_and_unit_of_work_goes_on(self, crm: CRM, tenant: str) -> None:
@@ -385,8 +395,13 @@ class StoreContract:
     # --- find, ordering, paging ---
 
     @_DB_SETTINGS
-    @given(data=st.lists(cst.customers(), max_size=12, unique_by=lambda c: c.id), where=cst.conditions())
-    def test_find_agrees_with_python_evaluation(self, crm: CRM, data: list[Customer], where: Condition) -> None:
+    @given(
+        data=st.lists(cst.customers(), max_size=12, unique_by=lambda c: c.id),
+        where=cst.conditions(),
+    )
+    def test_find_agrees_with_python_evaluation(
+        self, crm: CRM, data: list[Customer], where: Condition
+    ) -> None:
         """find() and count() return exactly the objects the condition's Python evaluation accepts."""
         tenant = f"t-{new_id()}"
         self.stored(crm, tenant, *data)
@@ -551,7 +566,11 @@ class StoreContract:
         """purge_tenant() deletes a tenant's objects and outbox, and nothing else."""
         other = f"{tenant}-other"
         for t in (tenant, other):
-            c = self.stored(crm, t, _customer(emails=[EmailAddress(address="a@b.co")], addresses=[Address(country="DE")]))[0]
+            c = self.stored(
+                crm,
+                t,
+                _customer(emails=[EmailAddress(address="a@b.co")], addresses=[Address(country="DE")]),
+            )[0]
             with crm.unit_of_work(t) as uow:
                 uow.record(CustomerCreated(aggregate_id=c.id, occurred_at=T0, name=c.name))
                 uow.commit()

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from crmcore.conditions import (
     All,
-    Any as AnyOf,
     Between,
     Compare,
     CompareOp,
@@ -27,7 +26,17 @@ from crmcore.conditions import (
     Relative,
     TimeUnit,
 )
-from crmcore.customers.customer import CUSTOMER_FIELDS, Address, Customer, CustomerKind, EmailAddress, PhoneNumber
+from crmcore.conditions import (
+    Any as AnyOf,
+)
+from crmcore.customers.customer import (
+    CUSTOMER_FIELDS,
+    Address,
+    Customer,
+    CustomerKind,
+    EmailAddress,
+    PhoneNumber,
+)
 from crmcore.money import Money
 
 __all__ = [
@@ -73,7 +82,7 @@ def money() -> st.SearchStrategy[Money]:
     """Money in a few currencies with amounts of up to 12 significant digits."""
     return st.builds(
         lambda cents, currency: Money(Decimal(cents).scaleb(-2), currency),
-        st.integers(-10**11, 10**11) | st.sampled_from([0, 100, 150, 10_000]),
+        st.integers(-(10**11), 10**11) | st.sampled_from([0, 100, 150, 10_000]),
         st.sampled_from(_CURRENCIES),
     )
 
@@ -89,7 +98,9 @@ def json_values() -> st.SearchStrategy[Any]:
     )
     return st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_CUSTOM_KEYS), inner, max_size=3),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_CUSTOM_KEYS), inner, max_size=3)
+        ),
         max_leaves=6,
     )
 
@@ -121,7 +132,10 @@ def customers(*, rich: bool = False) -> st.SearchStrategy[Customer]:
         max_size=2,
     )
     phones = st.lists(
-        st.builds(PhoneNumber, number=st.sampled_from(["+49 30 1234567", "(555) 010-9999", "+1-202-555-0100"])),
+        st.builds(
+            PhoneNumber,
+            number=st.sampled_from(["+49 30 1234567", "(555) 010-9999", "+1-202-555-0100"]),
+        ),
         max_size=2,
     )
     addresses = st.lists(
@@ -159,8 +173,12 @@ _VALUES: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.DATE: dates(),
     FieldType.MONEY: money(),
 }
-_SCALAR_JSON = st.sampled_from([0, 1, 3, -2.5, 2.5, 10, "a", "b", "ab", "B", True, False])
-_ORDERED_JSON = st.sampled_from([0, 1, 3, -2.5, 2.5, 10]) | st.sampled_from(["a", "b", "ab", "B"])
+_SCALAR_JSON: st.SearchStrategy[Any] = st.sampled_from(
+    [0, 1, 3, -2.5, 2.5, 10, "a", "b", "ab", "B", True, False]
+)
+_ORDERED_JSON: st.SearchStrategy[Any] = st.sampled_from([0, 1, 3, -2.5, 2.5, 10]) | st.sampled_from(
+    ["a", "b", "ab", "B"]
+)
 
 _TEXT_FIELDS = {
     "name": _texts(),
@@ -245,9 +263,24 @@ def conditions(max_leaves: int = 6) -> st.SearchStrategy[Condition]:
 
 def order_by() -> st.SearchStrategy[list[str]]:
     """Random ``order_by`` lists over sortable customer fields, ascending or descending."""
-    sortable = ["name", "kind", "owner", "currency", "birthday", "email", "country", "city", "created_at", "version"]
+    sortable = [
+        "name",
+        "kind",
+        "owner",
+        "currency",
+        "birthday",
+        "email",
+        "country",
+        "city",
+        "created_at",
+        "version",
+    ]
     return st.lists(
-        st.builds(lambda name, desc: f"-{name}" if desc else name, st.sampled_from(sortable), st.booleans()),
+        st.builds(
+            lambda name, desc: f"-{name}" if desc else name,
+            st.sampled_from(sortable),
+            st.booleans(),
+        ),
         max_size=3,
         unique_by=lambda s: s.lstrip("-"),
     )

@@ -112,8 +112,19 @@ CUSTOMER_MAPPING: SqlMapping[Customer] = SqlMapping(
         columns={
             name: _c[name]
             for name in (
-                "id", "name", "kind", "owner", "currency", "birthday", "email", "country", "city",
-                "tags", "created_at", "updated_at", "version",
+                "id",
+                "name",
+                "kind",
+                "owner",
+                "currency",
+                "birthday",
+                "email",
+                "country",
+                "city",
+                "tags",
+                "created_at",
+                "updated_at",
+                "version",
             )
         },
         money={"credit_limit": (_c.credit_limit_amount, _c.credit_limit_currency)},

@@ -12,7 +12,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -20,7 +30,14 @@ from sqlalchemy.pool import StaticPool
 
 from crmcore.clock import Clock
 from crmcore.conditions import Condition
-from crmcore.errors import AlreadyExists, ConcurrencyError, CrmError, NotFound, StorageError, ValidationError
+from crmcore.errors import (
+    AlreadyExists,
+    ConcurrencyError,
+    CrmError,
+    NotFound,
+    StorageError,
+    ValidationError,
+)
 from crmcore.events import DomainEvent, OutboxRecord, event_from_data, event_to_data
 from crmcore.storage.base import Repository, StoreCapabilities, UnitOfWork, check_tenant
 from crmcore.storage.sql import tables
@@ -80,8 +97,12 @@ class SqlStore:
     """The tables, for hosts' own Alembic migrations (``target_metadata``)."""
 
     def __init__(self, engine: Engine | str, **engine_options: Any) -> None:
-        with translate_errors("open"):
-            self.engine = _engine_for(engine, **engine_options) if isinstance(engine, str) else engine
+        if isinstance(engine, str):
+            try:
+                engine = _engine_for(engine, **engine_options)
+            except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+                raise ValidationError("url", f"{engine!r} is not a usable database URL: {exc}") from exc
+        self.engine = engine
         self.dialect = self.engine.dialect.name
         in_memory = self.dialect == "sqlite" and self.engine.url.database in (None, "", ":memory:")
         # One shared connection serves an in-memory SQLite database, so units of work take turns.
@@ -105,7 +126,10 @@ class SqlStore:
             self.metadata.drop_all(conn)
 
     def unit_of_work(
-        self, tenant: str, clock: Clock, on_commit: Callable[[list[DomainEvent]], None] | None = None
+        self,
+        tenant: str,
+        clock: Clock,
+        on_commit: Callable[[list[DomainEvent]], None] | None = None,
     ) -> SqlUnitOfWork:
         """A unit of work (one transaction) for ``tenant``."""
         return SqlUnitOfWork(self, tenant, clock, on_commit)
@@ -179,7 +203,9 @@ class SqlUnitOfWork(UnitOfWork):
                 if self.store.dialect == "postgresql":
                     # Serialize this tenant's outbox writers until commit, so positions become
                     # visible in order and a reader paging by position never skips an event.
-                    self.conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(self.tenant, 0))))
+                    self.conn.execute(
+                        select(func.pg_advisory_xact_lock(func.hashtextextended(self.tenant, 0)))
+                    )
                 self.conn.execute(
                     insert(tables.outbox),
                     [
@@ -221,7 +247,11 @@ class SqlUnitOfWork(UnitOfWork):
                 .limit(limit)
             ).all()
         return [
-            OutboxRecord(position=r.position, tenant=self.tenant, event=event_from_data(r.event_type, r.payload))
+            OutboxRecord(
+                position=r.position,
+                tenant=self.tenant,
+                event=event_from_data(r.event_type, r.payload),
+            )
             for r in rows
         ]
 
@@ -300,7 +330,12 @@ class SqlRepository(Repository[T]):
         return clause
 
     def _find(
-        self, where: Condition | None, order_by: tuple[str, ...], limit: int | None, offset: int, now: datetime
+        self,
+        where: Condition | None,
+        order_by: tuple[str, ...],
+        limit: int | None,
+        offset: int,
+        now: datetime,
     ) -> list[T]:
         stmt = (
             select(self.table)
@@ -336,5 +371,3 @@ class SqlRepository(Repository[T]):
                 if taken is not None:
                     raise AlreadyExists(self.aggregate.name, taken)
             self.uow.conn.execute(insert(self.table), rows)
-
-

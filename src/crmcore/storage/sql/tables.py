@@ -51,7 +51,12 @@ customers = Table(
 outbox = Table(
     "crm_outbox",
     metadata,
-    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "position",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     Column("tenant_id", Text(64), nullable=False),
     Column("event_id", Text(64), nullable=False),
     Column("event_type", Text(100), nullable=False),

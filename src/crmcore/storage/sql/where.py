@@ -20,7 +20,6 @@ from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
 from crmcore.conditions import (
     All,
-    Any as AnyOf,
     Between,
     Compare,
     CompareOp,
@@ -34,6 +33,9 @@ from crmcore.conditions import (
     Not,
     Relative,
     relative_cutoff,
+)
+from crmcore.conditions import (
+    Any as AnyOf,
 )
 from crmcore.errors import ValidationError
 from crmcore.money import Money
@@ -141,7 +143,12 @@ class _Compiler:
             return m.amount if self.pg else float(m.amount)
 
         def cmp(op: CompareOp, m: Money) -> Expr:
-            return and_(currency.is_not(None), amount.is_not(None), currency == m.currency, _OPS[op](amt, num(m)))
+            return and_(
+                currency.is_not(None),
+                amount.is_not(None),
+                currency == m.currency,
+                _OPS[op](amt, num(m)),
+            )
 
         if isinstance(cond, Compare):
             if cond.op is CompareOp.NE:
@@ -163,7 +170,11 @@ class _Compiler:
             text = col[key].as_string()  # the column is JSONB in PostgreSQL: ->> gives the text
             return func.jsonb_typeof(col[key]), text.collate("C"), cast(text, Float)
         path = f'$."{key}"'
-        return func.json_type(col, path), func.json_extract(col, path), cast(func.json_extract(col, path), Float)
+        return (
+            func.json_type(col, path),
+            func.json_extract(col, path),
+            cast(func.json_extract(col, path), Float),
+        )
 
     def json_types(self, json_class: str) -> Sequence[str]:
         if self.pg:
@@ -195,10 +206,16 @@ class _Compiler:
         if isinstance(cond, In):
             return or_(false(), *(self.json_compare(fd, CompareOp.EQ, v) for v in cond.values))
         if isinstance(cond, Between):
-            return and_(self.json_compare(fd, CompareOp.GE, cond.low), self.json_compare(fd, CompareOp.LE, cond.high))
+            return and_(
+                self.json_compare(fd, CompareOp.GE, cond.low),
+                self.json_compare(fd, CompareOp.LE, cond.high),
+            )
         if isinstance(cond, Contains):
             jtype, as_text, _ = self.json_parts(fd)
-            return case((jtype.in_(self.json_types("text")), self.substring(as_text, cond.value)), else_=false())
+            return case(
+                (jtype.in_(self.json_types("text")), self.substring(as_text, cond.value)),
+                else_=false(),
+            )
         raise ValidationError("where", f"{type(cond).__name__} does not apply to custom field {fd.name!r}")
 
 
