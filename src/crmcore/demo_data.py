@@ -1,0 +1,492 @@
+"""A seeded generator of synthetic customers for the demo, notebooks and benchmarks.
+
+Everything comes from one `random.Random(seed)` and a fixed ``now``, ids included, so the same
+seed gives the same customers on every machine and every run.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import attrs
+
+from crmcore.customers import Address, Customer, CustomerKind, EmailAddress, PhoneNumber
+from crmcore.money import Money, minor_units
+
+__all__ = [
+    "COUNTRIES",
+    "Country",
+    "DEMO_NOW",
+    "INDUSTRIES",
+    "SALES_REPS",
+    "TIERS",
+    "generate_customers",
+    "seeded_id",
+]
+
+DEMO_NOW = datetime(2025, 6, 30, 9, 0, tzinfo=UTC)
+"""The demo's fixed "now": every generated date lies in the three years before it."""
+
+SALES_REPS = ("rep-amara", "rep-bjorn", "rep-chloe", "rep-diego", "rep-emi", "rep-farid")
+TIERS = ("bronze", "silver", "gold", "platinum")
+INDUSTRIES = (
+    "software",
+    "retail",
+    "manufacturing",
+    "healthcare",
+    "finance",
+    "logistics",
+    "education",
+    "hospitality",
+)
+_TIER_WEIGHTS = (50, 30, 15, 5)
+_SOURCES = ("web", "referral", "event", "partner", "outbound")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """``"a, b c"`` -> ``("a", "b c")``: keeps the country tables below short."""
+    return tuple(text.split(", "))
+
+
+@attrs.frozen
+class Country:
+    """What the generator needs to make plausible customers in one country."""
+
+    code: str
+    currency: str
+    weight: int
+    """Relative share of the customers."""
+    credit_scale: int
+    """Local units per euro, roughly, so credit limits look local."""
+    calling_code: str
+    phone_digits: tuple[int, ...]
+    """Groups of digits after the calling code, e.g. (3, 7) for ``+1 555 0123456``."""
+    cities: tuple[tuple[str, str, str], ...]
+    """(city, region, postal code prefix)."""
+    streets: tuple[str, ...]
+    street_first: bool
+    """``Main Street 12`` (number last) or ``12 Main Street``."""
+    first_names: tuple[str, ...]
+    last_names: tuple[str, ...]
+    company_words: tuple[str, ...]
+    company_suffixes: tuple[str, ...]
+    mail_domains: tuple[str, ...]
+    tld: str
+
+
+COUNTRIES: tuple[Country, ...] = (
+    Country(
+        code="US",
+        currency="USD",
+        weight=25,
+        credit_scale=1,
+        calling_code="+1",
+        phone_digits=(3, 3, 4),
+        cities=(
+            ("New York", "NY", "100"),
+            ("San Francisco", "CA", "941"),
+            ("Chicago", "IL", "606"),
+            ("Austin", "TX", "787"),
+            ("Seattle", "WA", "981"),
+            ("Boston", "MA", "021"),
+        ),
+        streets=_words("Main Street, Oak Avenue, Market Street, Maple Drive, Cedar Lane, Pine Road"),
+        street_first=False,
+        first_names=_words(
+            "James, Mary, Michael, Patricia, Robert, Jennifer, David, Linda, Emily, Daniel, "
+            "Olivia, Tyler, Ashley, Marcus, Jasmine, Kevin"
+        ),
+        last_names=_words(
+            "Smith, Johnson, Williams, Brown, Jones, Garcia, Miller, Davis, Rodriguez, "
+            "Wilson, Anderson, Taylor, Thomas, Moore, Jackson, Lee"
+        ),
+        company_words=_words("Summit, Blue Ridge, Evergreen, Keystone, Pioneer, Liberty, Redwood"),
+        company_suffixes=_words("Inc., LLC, Corp., Group"),
+        mail_domains=_words("gmail.com, yahoo.com, outlook.com, icloud.com"),
+        tld="com",
+    ),
+    Country(
+        code="DE",
+        currency="EUR",
+        weight=18,
+        credit_scale=1,
+        calling_code="+49",
+        phone_digits=(3, 7),
+        cities=(
+            ("Berlin", "Berlin", "10"),
+            ("München", "Bayern", "80"),
+            ("Hamburg", "Hamburg", "20"),
+            ("Köln", "Nordrhein-Westfalen", "50"),
+            ("Frankfurt am Main", "Hessen", "60"),
+            ("Leipzig", "Sachsen", "04"),
+        ),
+        streets=_words("Hauptstraße, Bahnhofstraße, Gartenweg, Lindenallee, Schillerstraße, Am Markt"),
+        street_first=True,
+        first_names=_words(
+            "Lukas, Anna, Jonas, Lea, Felix, Hannah, Maximilian, Sophie, Jürgen, Sabine, "
+            "Moritz, Katrin, Tobias, Jana, Stefan, Mia"
+        ),
+        last_names=_words(
+            "Müller, Schmidt, Schneider, Fischer, Weber, Meyer, Wagner, Becker, Schulz, "
+            "Hoffmann, Schäfer, Koch, Bauer, Richter, Klein, Wolf"
+        ),
+        company_words=_words("Nordlicht, Alpen, Rhein, Brückner, Hanse, Sonnenberg, Weißdorn"),
+        company_suffixes=_words("GmbH, AG, KG, GmbH & Co. KG"),
+        mail_domains=_words("gmx.de, web.de, t-online.de, posteo.de"),
+        tld="de",
+    ),
+    Country(
+        code="GB",
+        currency="GBP",
+        weight=14,
+        credit_scale=1,
+        calling_code="+44",
+        phone_digits=(2, 4, 4),
+        cities=(
+            ("London", "Greater London", "EC"),
+            ("Manchester", "Greater Manchester", "M"),
+            ("Edinburgh", "Scotland", "EH"),
+            ("Bristol", "England", "BS"),
+            ("Leeds", "West Yorkshire", "LS"),
+        ),
+        streets=_words("High Street, Station Road, Church Lane, Victoria Road, Park Road, Mill Lane"),
+        street_first=False,
+        first_names=_words(
+            "Oliver, Amelia, George, Isla, Harry, Ava, Jack, Freya, Charlotte, William, "
+            "Poppy, Alfie, Eleanor, Rhys, Imogen, Callum"
+        ),
+        last_names=_words(
+            "Smith, Jones, Taylor, Brown, Evans, Wilson, Thomas, Roberts, Walker, Wright, "
+            "Hughes, Edwards, Green, Hall, Wood, Clarke"
+        ),
+        company_words=_words("Thames, Albion, Highgate, Kingsley, Pennine, Westbrook, Harbour"),
+        company_suffixes=_words("Ltd, PLC, & Sons Ltd, Partners LLP"),
+        mail_domains=_words("gmail.com, btinternet.com, outlook.com, yahoo.co.uk"),
+        tld="co.uk",
+    ),
+    Country(
+        code="FR",
+        currency="EUR",
+        weight=12,
+        credit_scale=1,
+        calling_code="+33",
+        phone_digits=(1, 2, 2, 2, 2),
+        cities=(
+            ("Paris", "Île-de-France", "75"),
+            ("Lyon", "Auvergne-Rhône-Alpes", "69"),
+            ("Marseille", "Provence-Alpes-Côte d'Azur", "13"),
+            ("Toulouse", "Occitanie", "31"),
+            ("Bordeaux", "Nouvelle-Aquitaine", "33"),
+            ("Nantes", "Pays de la Loire", "44"),
+        ),
+        streets=_words(
+            "rue de la Paix, avenue Victor Hugo, rue du Moulin, boulevard Voltaire, rue des Lilas"
+        ),
+        street_first=False,
+        first_names=_words(
+            "Gabriel, Léa, Louis, Chloé, Hugo, Manon, Jules, Camille, Étienne, Inès, Théo, "
+            "Zoé, Mathis, Céline, Antoine, Élodie"
+        ),
+        last_names=_words(
+            "Martin, Bernard, Dubois, Thomas, Robert, Richard, Petit, Durand, Leroy, Moreau, "
+            "Simon, Laurent, Lefèvre, Michel, Garnier, Faure"
+        ),
+        company_words=_words("Lumière, Horizon, Atelier Bleu, Provence, Cèdre, Boréal, Rivage"),
+        company_suffixes=_words("SAS, SARL, SA"),
+        mail_domains=_words("orange.fr, free.fr, gmail.com, laposte.net"),
+        tld="fr",
+    ),
+    Country(
+        code="NL",
+        currency="EUR",
+        weight=8,
+        credit_scale=1,
+        calling_code="+31",
+        phone_digits=(2, 3, 4),
+        cities=(
+            ("Amsterdam", "Noord-Holland", "10"),
+            ("Rotterdam", "Zuid-Holland", "30"),
+            ("Utrecht", "Utrecht", "35"),
+            ("Eindhoven", "Noord-Brabant", "56"),
+            ("Groningen", "Groningen", "97"),
+        ),
+        streets=_words("Kerkstraat, Dorpsstraat, Molenweg, Prinsengracht, Stationsplein"),
+        street_first=True,
+        first_names=_words(
+            "Daan, Emma, Sem, Julia, Lucas, Sanne, Bram, Fleur, Thijs, Anouk, Ruben, Lotte, "
+            "Jeroen, Femke, Joris, Noor"
+        ),
+        last_names=_words(
+            "de Jong, Jansen, de Vries, van den Berg, van Dijk, Bakker, Visser, Smit, "
+            "Meijer, de Boer, Mulder, Bos, Vos, Peters, Hendriks, Dekker"
+        ),
+        company_words=_words("Tulp, Polder, Oranje, Delta, Windmolen, Grachten, Zeeland"),
+        company_suffixes=_words("B.V., N.V."),
+        mail_domains=_words("ziggo.nl, kpnmail.nl, gmail.com, hotmail.nl"),
+        tld="nl",
+    ),
+    Country(
+        code="SE",
+        currency="SEK",
+        weight=6,
+        credit_scale=11,
+        calling_code="+46",
+        phone_digits=(2, 3, 2, 2),
+        cities=(
+            ("Stockholm", "Stockholms län", "11"),
+            ("Göteborg", "Västra Götaland", "41"),
+            ("Malmö", "Skåne", "21"),
+            ("Uppsala", "Uppsala län", "75"),
+        ),
+        streets=_words("Storgatan, Drottninggatan, Kungsgatan, Skolgatan, Björkvägen"),
+        street_first=True,
+        first_names=_words(
+            "Erik, Elsa, Lars, Astrid, Nils, Ingrid, Oskar, Maja, Björn, Åsa, Henrik, "
+            "Sigrid, Axel, Linnéa, Gustav, Karin"
+        ),
+        last_names=_words(
+            "Andersson, Johansson, Karlsson, Nilsson, Eriksson, Larsson, Olsson, Persson, "
+            "Svensson, Gustafsson, Lindqvist, Berg, Lund, Holm, Ström, Ek"
+        ),
+        company_words=_words("Nordic, Fjäll, Skog, Ljus, Havsbris, Vinter, Granit"),
+        company_suffixes=_words("AB"),
+        mail_domains=_words("telia.com, gmail.com, bredband.net, outlook.com"),
+        tld="se",
+    ),
+    Country(
+        code="JP",
+        currency="JPY",
+        weight=8,
+        credit_scale=160,
+        calling_code="+81",
+        phone_digits=(2, 4, 4),
+        cities=(
+            ("Tokyo", "Tokyo", "100"),
+            ("Osaka", "Osaka", "530"),
+            ("Yokohama", "Kanagawa", "220"),
+            ("Kyoto", "Kyoto", "600"),
+            ("Fukuoka", "Fukuoka", "810"),
+            ("Sapporo", "Hokkaido", "060"),
+        ),
+        streets=_words("Chuo-dori, Sakura-dori, Ginza, Shinjuku, Umeda, Tenjin"),
+        street_first=False,
+        first_names=_words(
+            "Haruto, Yui, Sota, Hina, Ren, Aoi, Yuto, Sakura, Kenji, Yuki, Takumi, Mei, "
+            "Hiroshi, Akiko, Daiki, Naomi"
+        ),
+        last_names=_words(
+            "Sato, Suzuki, Takahashi, Tanaka, Watanabe, Ito, Yamamoto, Nakamura, Kobayashi, "
+            "Kato, Yoshida, Yamada, Sasaki, Matsumoto, Inoue, Kimura"
+        ),
+        company_words=_words("Fuji, Sakura, Tsubasa, Hikari, Midori, Kaze, Yamato"),
+        company_suffixes=("K.K.", "Co., Ltd."),
+        mail_domains=_words("gmail.com, yahoo.co.jp, docomo.ne.jp, outlook.jp"),
+        tld="co.jp",
+    ),
+    Country(
+        code="BR",
+        currency="BRL",
+        weight=9,
+        credit_scale=6,
+        calling_code="+55",
+        phone_digits=(2, 5, 4),
+        cities=(
+            ("São Paulo", "SP", "01"),
+            ("Rio de Janeiro", "RJ", "20"),
+            ("Belo Horizonte", "MG", "30"),
+            ("Curitiba", "PR", "80"),
+            ("Porto Alegre", "RS", "90"),
+            ("Recife", "PE", "50"),
+        ),
+        streets=_words("Rua das Flores, Avenida Paulista, Rua Augusta, Avenida Brasil, Rua do Comércio"),
+        street_first=True,
+        first_names=_words(
+            "Miguel, Alice, Arthur, Helena, Heitor, Laura, Davi, Valentina, João, Ana, "
+            "Pedro, Beatriz, Lucas, Mariana, Rafael, Luíza"
+        ),
+        last_names=_words(
+            "Silva, Santos, Oliveira, Souza, Rodrigues, Ferreira, Alves, Pereira, Lima, "
+            "Gomes, Costa, Ribeiro, Martins, Carvalho, Araújo, Barbosa"
+        ),
+        company_words=_words("Horizonte, Ipê, Atlântico, Cerrado, Aurora, Tropical, Estrela"),
+        company_suffixes=_words("Ltda., S.A., ME"),
+        mail_domains=_words("gmail.com, uol.com.br, hotmail.com, bol.com.br"),
+        tld="com.br",
+    ),
+)
+
+_COMPANY_TRADES = {
+    "software": ("Software", "Systems", "Digital", "Labs"),
+    "retail": ("Retail", "Stores", "Market", "Trading"),
+    "manufacturing": ("Manufacturing", "Industries", "Works", "Engineering"),
+    "healthcare": ("Health", "Medical", "Care", "Pharma"),
+    "finance": ("Capital", "Finance", "Advisors", "Invest"),
+    "logistics": ("Logistics", "Freight", "Transport", "Shipping"),
+    "education": ("Academy", "Learning", "Education", "Institute"),
+    "hospitality": ("Hotels", "Hospitality", "Dining", "Travel"),
+}
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_SPAN = timedelta(days=3 * 365)
+
+
+def seeded_id(at: datetime, rng: random.Random) -> str:
+    """A ULID for time ``at`` whose random part comes from ``rng``: reproducible, sortable by time."""
+    value = (int(at.timestamp() * 1000) << 80) | rng.getrandbits(80)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def _ascii(text: str) -> str:
+    """Lower-case ASCII for email addresses and domains: ``Müller`` -> ``mueller``."""
+    text = text.lower()
+    for src, dst in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"), ("å", "aa"), ("ø", "oe")):
+        text = text.replace(src, dst)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isascii() and (c.isalnum() or c in ".-"))
+
+
+def _slug(text: str) -> str:
+    return "-".join(part for part in (_ascii(w) for w in text.split()) if part)
+
+
+def _phone(country: Country, rng: random.Random) -> str:
+    groups = ["".join(str(rng.randrange(10)) for _ in range(n)) for n in country.phone_digits]
+    groups[0] = str(rng.randrange(1, 10)) + groups[0][1:]  # no leading zero after the calling code
+    return " ".join([country.calling_code, *groups])
+
+
+def _address(country: Country, rng: random.Random) -> Address:
+    city, region, prefix = rng.choice(country.cities)
+    street, number = rng.choice(country.streets), rng.randrange(1, 200)
+    width = 5 if prefix.isdigit() and country.code != "JP" else 0
+    if country.code == "GB":
+        letters = "".join(rng.choices("ABDEFGHJLNPQRSTUWXYZ", k=2))
+        postal = f"{prefix}{rng.randrange(1, 20)} {rng.randrange(1, 10)}{letters}"
+    elif country.code == "JP":
+        postal = f"{prefix}-{rng.randrange(10000):04d}"
+    elif country.code == "BR":
+        postal = f"{prefix}{rng.randrange(1000):03d}-{rng.randrange(1000):03d}"
+    elif country.code == "NL":
+        letters = "".join(rng.choices("ABCDEGHJKLMNPRSTVWXZ", k=2))
+        postal = f"{prefix}{rng.randrange(10, 100)} {letters}"
+    elif country.code == "SE":
+        postal = f"{prefix}{rng.randrange(10)} {rng.randrange(100):02d}"
+    else:
+        postal = prefix + "".join(str(rng.randrange(10)) for _ in range(width - len(prefix)))
+    line1 = f"{street} {number}" if country.street_first else f"{number} {street}"
+    return Address(
+        country=country.code, line1=line1, city=city, region=region, postal_code=postal, primary=True
+    )
+
+
+def _credit_limit(country: Country, kind: CustomerKind, tier: str, rng: random.Random) -> Money | None:
+    if kind is CustomerKind.PERSON and rng.random() < 0.6:
+        return None
+    base = {"bronze": 2_000, "silver": 8_000, "gold": 25_000, "platinum": 80_000}[tier]
+    if kind is CustomerKind.PERSON:
+        base //= 5
+    amount = Decimal(base * country.credit_scale) * Decimal(rng.randrange(50, 201)) / 100
+    step = Decimal(500 * country.credit_scale)  # round figures, as a credit desk would set them
+    amount = max(step, (amount / step).to_integral_value() * step)
+    return Money(amount.quantize(Decimal(1).scaleb(-minor_units(country.currency))), country.currency)
+
+
+def _created_at(rng: random.Random, now: datetime) -> datetime:
+    # A growing business: more customers joined recently (density rises linearly with time).
+    fraction = rng.random() ** 0.6
+    at: datetime = now - _SPAN + _SPAN * fraction
+    return at.replace(microsecond=0)
+
+
+def _person(country: Country, rng: random.Random) -> tuple[str, tuple[EmailAddress, ...], dict[str, object]]:
+    first, last = rng.choice(country.first_names), rng.choice(country.last_names)
+    local = rng.choice(
+        (
+            f"{_ascii(first)}.{_slug(last).replace('-', '')}",
+            f"{_ascii(first)[0]}{_slug(last).replace('-', '')}",
+        )
+    )
+    if rng.random() < 0.3:
+        local += str(rng.randrange(1, 100))
+    emails = (
+        EmailAddress(address=f"{local}@{rng.choice(country.mail_domains)}", label="home", primary=True),
+    )
+    return f"{first} {last}", emails, {}
+
+
+def _company(country: Country, rng: random.Random) -> tuple[str, tuple[EmailAddress, ...], dict[str, object]]:
+    industry = rng.choice(INDUSTRIES)
+    core = f"{rng.choice(country.company_words)} {rng.choice(_COMPANY_TRADES[industry])}"
+    name = f"{core} {rng.choice(country.company_suffixes)}"
+    domain = f"{_slug(core)}.{country.tld}"
+    mailbox = rng.choice(("info", "sales", "contact", "office", "billing"))
+    emails = (EmailAddress(address=f"{mailbox}@{domain}", label="work", primary=True),)
+    custom: dict[str, object] = {
+        "industry": industry,
+        "employees": rng.choice((8, 25, 60, 140, 400, 1200, 5000)),
+    }
+    return name, emails, custom
+
+
+def generate_customers(count: int, *, seed: int = 42, now: datetime = DEMO_NOW) -> Iterator[Customer]:
+    """``count`` plausible customers, in creation order, the same ones for the same seed and ``now``.
+
+    People and companies in eight countries with matching cities, phones and currencies; emails
+    derived from names; tags (vip, newsletter, churn-risk, partner, beta); an owner from
+    `SALES_REPS` for most; custom fields ``tier``, ``source``, ``nps`` (when surveyed) and, for
+    companies, ``industry`` and ``employees``; ``created_at`` within three years before ``now``.
+    """
+    rng = random.Random(seed)
+    weights = [c.weight for c in COUNTRIES]
+    stamps = sorted(_created_at(rng, now) for _ in range(count))
+    for created_at in stamps:
+        country = rng.choices(COUNTRIES, weights)[0]
+        kind = CustomerKind.COMPANY if rng.random() < 0.3 else CustomerKind.PERSON
+        name, emails, custom = (_company if kind is CustomerKind.COMPANY else _person)(country, rng)
+        tier = rng.choices(TIERS, _TIER_WEIGHTS)[0]
+        custom["tier"] = tier
+        custom["source"] = rng.choice(_SOURCES)
+        nps: int | None = None
+        if rng.random() < 0.6:  # not everyone answers the survey
+            nps = custom["nps"] = rng.choices(range(11), (2, 1, 1, 2, 3, 5, 7, 10, 16, 14, 9))[0]
+        tags = []
+        if (tier in ("gold", "platinum") and rng.random() < 0.35) or rng.random() < 0.02:
+            tags.append("vip")
+        if rng.random() < 0.45:
+            tags.append("newsletter")
+        detractor = nps is not None and nps <= 6
+        if rng.random() < (0.15 if detractor else 0.04):
+            tags.append("churn-risk")
+        if kind is CustomerKind.COMPANY and rng.random() < 0.12:
+            tags.append("partner")
+        if rng.random() < 0.03:
+            tags.append("beta")
+        phones = (
+            PhoneNumber(
+                number=_phone(country, rng), label="mobile" if kind is CustomerKind.PERSON else "work"
+            ),
+        )
+        birthday = None
+        if kind is CustomerKind.PERSON and rng.random() < 0.4:
+            birthday = date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
+        age = now - created_at
+        updated_at = created_at + age * rng.random() ** 2
+        yield Customer(
+            id=seeded_id(created_at, rng),
+            name=name,
+            kind=kind,
+            emails=emails,
+            phones=phones,
+            addresses=(_address(country, rng),),
+            tags=tuple(tags),
+            owner=None if rng.random() < 0.12 else rng.choice(SALES_REPS),
+            currency=country.currency,
+            credit_limit=_credit_limit(country, kind, tier, rng),
+            birthday=birthday,
+            custom=custom,
+            created_at=created_at,
+            updated_at=updated_at.replace(microsecond=0),
+        )
