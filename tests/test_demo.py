@@ -1,0 +1,207 @@
+"""The ``crmcore demo`` command: runs, reruns, reports consistent numbers, agrees across stores."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import crmcore
+from crmcore import Field
+from crmcore.__main__ import main
+from crmcore.demo import Progress
+from crmcore.demo_data import generate_customers
+
+N = 120
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the command in process; return (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def section(report: str, number: int) -> str:
+    """The text of section ``number`` of a report (up to the next heading)."""
+    match = re.search(rf"^{number}\. .*?(?=^\d+\. |\Z)", report, re.S | re.M)
+    assert match, f"no section {number} in the report"
+    return match.group(0)
+
+
+def without_timings(report: str) -> str:
+    """Sections 2 to 8 with query timings cut: what must be the same on every store and run."""
+    body = report[report.index("2. The data set") : report.index("9. Next steps")]
+    return re.sub(r"\s+\d+\.\d ms$", "", body, flags=re.M)
+
+
+def test_demo_runs_twice_on_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second run replaces the first run's data without error and prints the same report."""
+    db = tmp_path / "demo.db"
+    code, first, err = run(capsys, "demo", "--db", f"sqlite:///{db}", "--customers", str(N))
+    assert code == 0, err
+    assert db.exists()
+    assert "removed" not in section(first, 1)
+    code, second, err = run(capsys, "demo", "--db", f"sqlite:///{db}", "--customers", str(N))
+    assert code == 0, err
+    # 120 customers and 122 events in 'demo', 5 customers and 5 events in 'demo-acme'.
+    assert f"purge_tenant() removed {N + N + 2 + 5 + 5} rows left by an earlier run" in section(second, 1)
+    assert without_timings(first) == without_timings(second)
+
+
+def test_report_numbers_are_consistent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The report's counts agree with each other and with what the store holds afterwards."""
+    db = tmp_path / "demo.db"
+    code, report, err = run(capsys, "demo", "--db", f"sqlite:///{db}", "--customers", str(N))
+    assert code == 0, err
+
+    assert f"Loaded {N} customers into tenant 'demo'." in section(report, 1)
+    assert f"commit    {N} rows and {N} CustomerCreated events" in section(report, 1)
+    all_row = re.search(r"^  all\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", section(report, 2), re.M)
+    assert all_row is not None
+    customers, companies, vips, newsletter = map(int, all_row.groups())
+    per_country = re.findall(r"^  [A-Z]{2}\s+(\d+)\s+(\d+)", section(report, 2), re.M)
+    assert customers == N == sum(int(c) for c, _ in per_country)
+    assert companies == sum(int(c) for _, c in per_country)
+    assert f"over all {N} customers" in section(report, 2)
+
+    tenants = section(report, 5)
+    assert re.search(rf"^  demo\s+{N}\s+{N}$", tenants, re.M)
+    assert re.search(r"^  demo-acme\s+5\s+5$", tenants, re.M)
+    assert "-> NotFound: customer" in tenants
+
+    race = section(report, 6)
+    assert "1 save won, 1 raised ConcurrencyError" in race
+    assert re.search(r"Alice .* saved\s+v2", race)
+    assert re.search(r"Bob .* ConcurrencyError\s+v1 stale", race)
+    assert re.search(r"Bob .* saved\s+v3", race)
+    assert "is at version 2, this copy is" in race
+
+    received = [int(n) for n in re.findall(r"\s(\d+)$", section(report, 7).split("event_type")[0], re.M)]
+    assert received == [0, 1, 1, 2]
+    assert section(report, 7).count("customer.updated") == 2
+
+    outbox = section(report, 8)
+    assert f"= {N + 2} events." in outbox
+    assert re.search(rf"customer\.created\s+{N}$", outbox, re.M)
+    assert re.search(r"customer\.updated\s+2$", outbox, re.M)
+    assert "gets just the 2 new events" in outbox
+
+    with crmcore.open(f"sqlite:///{db}") as crm, crm.unit_of_work("demo") as uow:
+        assert uow.customers.count() == N
+        assert uow.customers.count(Field("kind") == "company") == companies
+        assert uow.customers.count(Field("tags").contains("vip")) == vips
+        assert uow.customers.count(Field("tags").contains("newsletter")) == newsletter
+        assert f"    {vips}\n" in section(report, 9)  # the count the "explore" snippet promises
+        assert uow.customers.count(Field("tags").contains("key-account")) == 1
+
+
+def test_memory_and_sqlite_give_the_same_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The memory store and the SQLite store answer every query of the demo identically."""
+    code, on_memory, err = run(capsys, "demo", "--db", "memory://", "--customers", str(N))
+    assert code == 0, err
+    code, on_sqlite, err = run(
+        capsys, "demo", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--customers", str(N)
+    )
+    assert code == 0, err
+    assert without_timings(on_memory) == without_timings(on_sqlite)
+    assert "run with --db sqlite:///crm-demo.db to keep the data" in section(on_memory, 9)
+
+
+def test_in_memory_sqlite_runs_without_waiting(capsys: pytest.CaptureFixture[str]) -> None:
+    """sqlite:// allows one open unit of work at a time; the demo never overlaps two."""
+    code, report, err = run(capsys, "demo", "--db", "sqlite://", "--customers", "30", "--tenant", "t1")
+    assert code == 0, err
+    assert "Loaded 30 customers into tenant 't1'." in report
+    assert "'t1', and 't1-acme'" in report
+
+
+def test_default_database_is_crm_demo_db_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --db the demo writes ./crm-demo.db."""
+    monkeypatch.chdir(tmp_path)
+    code, report, err = run(capsys, "demo", "--customers", "25")
+    assert code == 0, err
+    assert (tmp_path / "crm-demo.db").exists()
+    assert 'crmcore.open("sqlite:///crm-demo.db")' in report
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    """The generator is reproducible: ids, names and dates depend only on the seed."""
+    first = list(generate_customers(50, seed=7))
+    again = list(generate_customers(50, seed=7))
+    other = list(generate_customers(50, seed=8))
+    assert first == again
+    assert [c.id for c in first] != [c.id for c in other]
+    assert [c.id for c in first] == sorted(c.id for c in first)  # ids sort in creation order
+    assert all(c.credit_limit is None or c.credit_limit.currency == c.currency for c in first)
+
+
+def test_version_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version, --help and bad arguments print something useful and return an exit code."""
+    code, out, _ = run(capsys, "--version")
+    assert (code, out.strip()) == (0, f"crmcore {crmcore.__version__}")
+    code, out, _ = run(capsys, "demo", "--help")
+    assert code == 0
+    assert "--customers N" in out
+    assert "deletes everything stored in its tenant" in out
+    code, out, _ = run(capsys)
+    assert code == 2
+    assert "demo" in out
+    code, _, err = run(capsys, "demo", "--customers", "0")
+    assert code == 2
+    assert "out of range" in err
+    code, _, err = run(capsys, "demo", "--db", "crm.db")
+    assert code == 2
+    assert "not a store URL" in err
+    code, out, err = run(capsys, "demo", "--db", "memory://", "--tenant", "has space")
+    assert code == 2
+    assert "tenant" in err
+    assert out == ""
+
+
+def test_progress_redraws_on_a_terminal_and_prints_milestones_otherwise() -> None:
+    """On a TTY the bar redraws with carriage returns; in a log it prints a few whole lines."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, log = Terminal(), io.StringIO()
+    for stream in (tty, log):
+        progress = Progress("Loading", 1000, stream)
+        for done in range(0, 1001, 100):
+            progress.update(done)
+        progress.close()
+    assert tty.getvalue().count("\r") == 11
+    assert "1,000/1,000 100%" in tty.getvalue()
+    assert tty.getvalue().endswith("\n")
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert [line.split(" (")[1].split(")")[0] for line in lines] == ["30%", "50%", "80%", "100%"]
+
+
+def test_python_m_crmcore_demo_as_a_subprocess(tmp_path: Path) -> None:
+    """`python -m crmcore demo --customers 200 --db sqlite:///...` works from a shell."""
+    db = tmp_path / "sub.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "crmcore", "demo", "--customers", "200", "--db", f"sqlite:///{db}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Loaded 200 customers into tenant 'demo'." in done.stdout
+    assert "1 save won, 1 raised ConcurrencyError" in done.stdout
+    assert "Loading customers: 200/200 (100%)" in done.stderr
+    assert db.exists()
