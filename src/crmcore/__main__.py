@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crmcore demo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ncrmcore demo: interrupted; the unit of work rolled back", file=sys.stderr)
+        print("\ncrmcore demo: interrupted", file=sys.stderr)
         return 130
     return 0
 

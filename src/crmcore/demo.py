@@ -138,6 +138,8 @@ class _Report:
         self.line(" " * indent + "  ".join("-" * w for w in widths))
         for row in body:
             self.line(fmt(row))
+        if not body:
+            self.line(" " * indent + "(none)")
 
     def leader(self, label: str, value: str, note: str = "", indent: int = 2) -> None:
         """``label ........ value  note`` with the values lined up."""
