@@ -23,11 +23,12 @@ import attrs
 from sqlalchemy.engine import make_url
 
 import crmcore
-from crmcore import CRM, ConcurrencyError, Field, FixedClock, Money, NotFound
+from crmcore import CRM, ConcurrencyError, Field, FixedClock, Money, NotFound, ValidationError
 from crmcore.conditions import Condition
 from crmcore.customers import Customer
 from crmcore.demo_data import COUNTRIES, DEMO_NOW, generate_customers, seeded_id
 from crmcore.events import CustomerCreated, CustomerUpdated
+from crmcore.ids import MAX_ID_LENGTH
 from crmcore.money import minor_units
 from crmcore.storage.base import check_tenant
 
@@ -194,7 +195,12 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
         StorageError: if the store cannot be reached.
     """
     check_tenant(options.tenant)
-    check_tenant(options.second_tenant)
+    if len(options.second_tenant) > MAX_ID_LENGTH:
+        raise ValidationError(
+            "tenant",
+            f"{options.tenant!r} is too long: the demo also uses {options.second_tenant!r}, "
+            f"and tenant ids have at most {MAX_ID_LENGTH} characters",
+        )
     clock = FixedClock(DEMO_NOW)
     report = _Report(out)
     with crmcore.open(options.db, clock=clock) as crm:
