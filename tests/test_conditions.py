@@ -23,7 +23,7 @@ from crmcore.conditions import (
     evaluate,
     needs_now,
 )
-from crmcore.customers import CUSTOMER_FIELDS, Address, Customer
+from crmcore.customers import CUSTOMER_FIELDS, Address, Customer, CustomerKind
 from crmcore.serialization import structure, unstructure
 from crmcore.testing.strategies import NOW, conditions
 
@@ -93,6 +93,17 @@ def test_builder_makes_plain_nodes() -> None:
 def test_evaluation(cond: Condition, expected: bool) -> None:
     """Each operator evaluates as documented, including missing values and mixed JSON types."""
     assert holds(cond) is expected
+
+
+def test_chains_flatten_and_enums_become_values() -> None:
+    """a & b & c is one flat All (readable JSON); an enum member compares as its stored value."""
+    a, b, c = Field("name") == "A", Field("name") == "B", Field("kind") == CustomerKind.COMPANY
+    assert a & b & c == All(a, b, c)
+    assert a | b | c == Any(a, b, c)
+    assert (a & b) | c == Any(All(a, b), c)
+    assert c == Compare("kind", CompareOp.EQ, "company")
+    assert Field("kind").in_([CustomerKind.PERSON]) == In("kind", ("person",))
+    assert holds(Field("kind") == CustomerKind.PERSON)
 
 
 def test_relative_dates_need_now() -> None:

@@ -74,6 +74,16 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"version": -1}, "version", "non-negative"),
         ({"name": "x" * 301}, "name", "at most 300"),
         ({"name": "bad\x00name"}, "name", "control characters"),
+        (
+            {
+                "addresses": [Address(country="DE")],
+                "birthday": date(2000, 1, 1),
+                "tags": ("ok",),
+                "name": "\x07",
+            },
+            "name",
+            "control characters",
+        ),
     ],
 )
 def test_bad_fields(kwargs: dict[str, Any], path: str, reason: str) -> None:
@@ -147,6 +157,17 @@ def test_structure_names_each_bad_path() -> None:
         "birthday",
         "surprise",
     }
+
+
+@pytest.mark.parametrize(("field", "value"), [("tags", "vip"), ("emails", {"address": "a@b.co"})])
+def test_a_string_or_object_is_not_a_list(field: str, value: object) -> None:
+    """Structuring refuses a string or an object where a list belongs (no splitting into characters)."""
+    with pytest.raises(ValidationError) as caught:
+        structure({"name": "Ada", field: value}, Customer)
+    assert (caught.value.field, caught.value.reason) == (
+        field,
+        f"expected a list, got {type(value).__name__}",
+    )
 
 
 def test_serialized_form() -> None:

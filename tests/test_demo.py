@@ -35,9 +35,14 @@ def section(report: str, number: int) -> str:
 
 
 def without_timings(report: str) -> str:
-    """Sections 2 to 8 with query timings cut: what must be the same on every store and run."""
+    """Sections 2 to 8 with query timings and outbox positions cut: the same on every store and run.
+
+    Outbox positions are never reused, so a second run's events come after the first run's.
+    """
     body = report[report.index("2. The data set") : report.index("9. Next steps")]
-    return re.sub(r"\s+\d+\.\d ms$", "", body, flags=re.M)
+    body = re.sub(r"\s+\d+\.\d ms$", "", body, flags=re.M)
+    body = re.sub(r"(position |events_since\()[\d,]+", r"\1N", body)
+    return re.sub(r"^(\s+)[\d,]+(  customer\.)", r"\1N\2", body, flags=re.M)
 
 
 def test_demo_runs_twice_on_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

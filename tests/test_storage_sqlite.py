@@ -57,6 +57,14 @@ def test_in_memory_database_is_shared_and_runs_one_unit_of_work_at_a_time() -> N
         assert uow.customers.count() == 1
 
 
+def test_in_memory_database_refuses_a_nested_unit_of_work_at_once() -> None:
+    """A second unit of work in the same thread on sqlite:// fails immediately instead of deadlocking."""
+    crm = crmcore.open("sqlite://")
+    with crm.unit_of_work(), pytest.raises(ConcurrencyError, match="in this thread"):
+        crm.events_since(0)
+    assert crm.events_since(0) == []  # and the store is usable once the first one ends
+
+
 def test_unreachable_database_raises_storage_error(tmp_path: Path) -> None:
     """A file in a missing directory is a StorageError, not a driver exception."""
     with pytest.raises(StorageError, match="unable to open database"):

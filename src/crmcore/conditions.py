@@ -60,7 +60,8 @@ __all__ = [
     "unstructure_condition",
 ]
 
-Value = t.Union[None, bool, int, float, str, datetime, date, Money]  # noqa: UP007 - runtime alias
+Value = t.Union[None, bool, int, float, str, datetime, date, Money, enum.Enum]  # noqa: UP007 - runtime alias
+"""What a condition compares with; enum members are kept as their values."""
 
 
 class _Missing(enum.Enum):
@@ -185,17 +186,27 @@ class Condition:
     __slots__ = ()
 
     def __and__(self, other: Condition) -> All:
-        return All(self, other)
+        return All(*_parts(self, All), *_parts(other, All))
 
     def __or__(self, other: Condition) -> Any:
-        return Any(self, other)
+        return Any(*_parts(self, Any), *_parts(other, Any))
 
     def __invert__(self) -> Not:
         return Not(self)
 
 
+def _parts(cond: Condition, kind: type[All | Any]) -> tuple[Condition, ...]:
+    """``a & b & c`` builds one flat All, not All(All(a, b), c)."""
+    return cond.conditions if type(cond) is kind else (cond,)
+
+
+def _plain(value: t.Any) -> t.Any:
+    """Enum members compare as their values, as they are stored."""
+    return value.value if isinstance(value, enum.Enum) else value
+
+
 def _value_tuple(values: Iterable[Value]) -> tuple[Value, ...]:
-    return tuple(values)
+    return tuple(_plain(v) for v in values)
 
 
 def _op(value: t.Any) -> CompareOp:
@@ -212,7 +223,7 @@ class Compare(Condition):
 
     field: str
     op: CompareOp = attrs.field(converter=_op)
-    value: Value
+    value: Value = attrs.field(converter=_plain)
 
 
 @attrs.frozen
@@ -236,8 +247,8 @@ class Between(Condition):
     """``low <= field <= high``, both ends included."""
 
     field: str
-    low: Value
-    high: Value
+    low: Value = attrs.field(converter=_plain)
+    high: Value = attrs.field(converter=_plain)
 
 
 @attrs.frozen

@@ -8,9 +8,10 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
 from cattrs.errors import (
     AttributeValidationNote,
     ClassValidationError,
@@ -45,7 +46,8 @@ def configure_converter(conv: cattrs.Converter) -> None:
     - ``Money`` <-> ``{"amount": "19.99", "currency": "EUR"}``.
     - ``Enum`` <-> its value; an unknown value lists the valid ones.
     - ``str``, ``int``, ``float``, ``bool`` are strict: ``5`` is not silently the string ``"5"``.
-    - tuples and frozensets unstructure to lists.
+    - fields typed as tuples or sequences unstructure to lists, and refuse a string or an object
+      where a list belongs (cattrs alone would split ``"vip"`` into characters).
     - conditions (`crmcore.conditions`) <-> tagged objects ``{"type": "compare", ...}``; values that
       JSON lacks are tagged: ``{"$datetime": ...}``, ``{"$date": ...}``, ``{"$money": {...}}``.
     """
@@ -63,7 +65,25 @@ def configure_converter(conv: cattrs.Converter) -> None:
     conv.register_structure_hook(bool, _strict(bool))
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook_factory(_is_list_like, _no_text_as_list)
     register_condition_hooks(conv)
+
+
+def _is_list_like(t: Any) -> bool:
+    return bool(is_sequence(t))
+
+
+def _no_text_as_list(t: Any, conv: cattrs.Converter) -> Any:
+    """cattrs would split ``"vip"`` into ``["v", "i", "p"]``; a string where a list belongs is an error."""
+    tuple_type = get_origin(t) is tuple
+    base = homogenous_tuple_structure_factory(t, conv) if tuple_type else list_structure_factory(t, conv)
+
+    def hook(value: Any, _: Any) -> Any:
+        if isinstance(value, str | bytes | dict):
+            raise ValidationError("", f"expected a list, got {type(value).__name__}")
+        return base(value, t)
+
+    return hook
 
 
 def _is_enum(t: Any) -> bool:

@@ -68,7 +68,7 @@ def _phone(value: Any, path: str) -> str:
 
 
 def _country(value: Any, path: str) -> str:
-    code: str = text(max_length=2, required=True)(value, path).upper()
+    code: str = text(max_length=100, required=True)(value, path).upper()
     if not _COUNTRY.match(code):
         raise ValidationError(path, f"{value!r} is not an ISO 3166-1 alpha-2 country code")
     return code

@@ -87,6 +87,7 @@ class Repository(abc.ABC, Generic[T]):
         Raises:
             NotFound: if there is none in this tenant.
         """
+        self.uow.require_open()
         found = self._get(check_id(id))
         if found is None:
             raise NotFound(self.aggregate.name, id)
@@ -94,6 +95,7 @@ class Repository(abc.ABC, Generic[T]):
 
     def exists(self, id: str) -> bool:
         """Whether an object with this id is stored in this tenant."""
+        self.uow.require_open()
         return self._get(check_id(id)) is not None
 
     def add(self, obj: T) -> T:
@@ -102,6 +104,7 @@ class Repository(abc.ABC, Generic[T]):
         Raises:
             AlreadyExists: if the id is taken in this tenant.
         """
+        self.uow.require_open()
         self._check_type(obj)
         with self._stamped(obj, creating=True):
             self._add(obj)
@@ -117,6 +120,7 @@ class Repository(abc.ABC, Generic[T]):
                 here or, for the loser of a race, at the latest by ``commit``).
             NotFound: the object is not stored.
         """
+        self.uow.require_open()
         self._check_type(obj)
         expected = obj.version  # type: ignore[attr-defined]
         with self._stamped(obj, creating=False):
@@ -129,6 +133,7 @@ class Repository(abc.ABC, Generic[T]):
         Raises:
             NotFound: if there is none in this tenant.
         """
+        self.uow.require_open()
         if not self._delete(check_id(id)):
             raise NotFound(self.aggregate.name, id)
 
@@ -149,16 +154,19 @@ class Repository(abc.ABC, Generic[T]):
         Raises:
             ValidationError: unknown fields, wrong value types, negative limit or offset.
         """
+        self.uow.require_open()
         self._check_query(where, order_by, limit, offset)
         return self._find(where, tuple(order_by), limit, offset, now or self.uow.clock.now())
 
     def count(self, where: Condition | None = None, *, now: datetime | None = None) -> int:
         """How many objects match ``where``."""
+        self.uow.require_open()
         self._check_query(where, (), None, 0)
         return self._count(where, now or self.uow.clock.now())
 
     def iter_all(self, batch_size: int = 1000) -> Iterator[T]:
         """Every object of this tenant in id order, read ``batch_size`` at a time (bounded memory)."""
+        self.uow.require_open()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", f"must be a positive integer, got {batch_size!r}")
         after: str | None = None
@@ -175,6 +183,7 @@ class Repository(abc.ABC, Generic[T]):
         All or nothing with the unit of work: if any id is taken, `AlreadyExists` is raised and
         the unit of work must be rolled back.
         """
+        self.uow.require_open()
         items = list(objs)
         errors = [
             FieldError(f"[{i}]", f"must be a {self.aggregate.cls.__name__}, not {type(o).__name__}")
@@ -346,7 +355,7 @@ class UnitOfWork(abc.ABC):
 
     def commit(self) -> None:
         """Write every change and recorded event atomically, then publish the events."""
-        self._require_open()
+        self.require_open()
         events, self._events = self._events, []
         try:
             self._commit(events)
@@ -364,14 +373,15 @@ class UnitOfWork(abc.ABC):
 
     def events_since(self, position: int = 0, limit: int = 100) -> list[OutboxRecord]:
         """This tenant's committed outbox events after ``position``, oldest first."""
-        self._require_open()
+        self.require_open()
         if isinstance(position, bool) or not isinstance(position, int) or position < 0:
             raise ValidationError("position", f"must be a non-negative integer, got {position!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ValidationError("limit", f"must be an integer from 1 to 10000, got {limit!r}")
         return self._events_since(position, limit)
 
-    def _require_open(self) -> None:
+    def require_open(self) -> None:
+        """Raise `CrmError` unless the unit of work is inside its ``with`` block."""
         if not self._open:
             raise CrmError("the unit of work is not open: use it in a with block")
 

@@ -54,6 +54,7 @@ class MemoryStore:
         self.lock = threading.RLock()
         self.tables: dict[_Key, dict[str, Any]] = {}
         self.outbox: list[OutboxRecord] = []
+        self.last_position = 0  # positions are never reused, even after purge_tenant
 
     def table(self, tenant: str, aggregate: Aggregate[Any]) -> dict[str, Any]:
         """The committed objects of one aggregate type in one tenant (call with the lock held)."""
@@ -131,9 +132,11 @@ class MemoryUnitOfWork(UnitOfWork):
                         table.pop(id, None)
                     else:
                         table[id] = obj
-            position = store.outbox[-1].position if store.outbox else 0
-            for i, event in enumerate(events, start=1):
-                store.outbox.append(OutboxRecord(position=position + i, tenant=self.tenant, event=event))
+            for event in events:
+                store.last_position += 1
+                store.outbox.append(
+                    OutboxRecord(position=store.last_position, tenant=self.tenant, event=event)
+                )
         self._reset()
 
     def _rollback(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -373,6 +373,26 @@ class StoreContract:
         with pytest.raises(CrmError, match="not open"):
             uow.commit()
 
+    def test_repositories_need_an_open_unit_of_work(self, crm: CRM, tenant: str) -> None:
+        """Every repository method outside the with block raises CrmError, before and after it."""
+        uow = crm.unit_of_work(tenant)
+        calls: list[Callable[[], object]] = [
+            lambda: uow.customers.get("x"),
+            lambda: uow.customers.add(_customer()),
+            lambda: uow.customers.find(),
+            lambda: uow.customers.count(),
+            lambda: list(uow.customers.iter_all()),
+            lambda: uow.customers.bulk_add([_customer()]),
+        ]
+        for call in calls:
+            with pytest.raises(CrmError, match="not open"):
+                call()
+        with uow:
+            uow.customers.add(_customer())
+            uow.commit()
+        with pytest.raises(CrmError, match="not open"):
+            uow.customers.count()
+
     def test_bad_tenant_is_refused(self, crm: CRM) -> None:
         """Tenant ids are checked like ids."""
         for bad in ("", "a b", "x" * 65):
@@ -465,9 +485,9 @@ class StoreContract:
             uow.customers.find(where, order_by=["tags"], limit=-1, offset=-2)
         paths = [e.path for e in caught.value.errors]
         assert paths == [
-            "where.conditions[0].conditions[0]",
-            "where.conditions[0].conditions[1]",
+            "where.conditions[0]",
             "where.conditions[1]",
+            "where.conditions[2]",
             "order_by[0]",
             "limit",
             "offset",
@@ -544,6 +564,20 @@ class StoreContract:
         page = fixed.events_since(positions[1], limit=2, tenant=tenant)
         assert [r.position for r in page] == positions[2:4]
         assert fixed.events_since(positions[-1], tenant=tenant) == []
+
+    def test_outbox_positions_are_never_reused(self, crm: CRM, tenant: str) -> None:
+        """After purge_tenant removes the newest events, new events still get higher positions."""
+        other = f"{tenant}-other"
+        for t in (tenant, other):
+            with crm.unit_of_work(t) as uow:
+                uow.record(CustomerCreated(aggregate_id="c", occurred_at=T0, name=t))
+                uow.commit()
+        before = crm.events_since(0, tenant=other)[-1].position
+        crm.purge_tenant(other)
+        with crm.unit_of_work(tenant) as uow:
+            uow.record(CustomerCreated(aggregate_id="c", occurred_at=T0, name="after"))
+            uow.commit()
+        assert crm.events_since(0, tenant=tenant)[-1].position > before
 
     def test_bus_delivers_after_commit_only(self, fixed: CRM, tenant: str) -> None:
         """Subscribers see events once committed; never for a rolled-back unit of work."""

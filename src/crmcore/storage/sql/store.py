@@ -107,6 +107,7 @@ class SqlStore:
         in_memory = self.dialect == "sqlite" and self.engine.url.database in (None, "", ":memory:")
         # One shared connection serves an in-memory SQLite database, so units of work take turns.
         self.exclusive: threading.Lock | None = threading.Lock() if in_memory else None
+        self.exclusive_owner: int | None = None
         self.capabilities = StoreCapabilities(
             name=self.dialect,
             durable=not in_memory,
@@ -184,11 +185,15 @@ class SqlUnitOfWork(UnitOfWork):
     def _begin(self) -> None:
         lock = self.store.exclusive
         if lock is not None:
+            busy = (
+                "an in-memory SQLite store runs one unit of work at a time, and another is open{}; "
+                "use a SQLite file for overlapping units of work"
+            )
+            if self.store.exclusive_owner == threading.get_ident():
+                raise ConcurrencyError(busy.format(" in this thread"))  # waiting would deadlock
             if not lock.acquire(timeout=30):
-                raise ConcurrencyError(
-                    "an in-memory SQLite store runs one unit of work at a time, and another is open; "
-                    "use a SQLite file for overlapping units of work"
-                )
+                raise ConcurrencyError(busy.format(""))
+            self.store.exclusive_owner = threading.get_ident()
             self._holds_exclusive = True
         try:
             with translate_errors("begin"):
@@ -235,6 +240,7 @@ class SqlUnitOfWork(UnitOfWork):
     def _release(self) -> None:
         if self._holds_exclusive and self.store.exclusive is not None:
             self._holds_exclusive = False
+            self.store.exclusive_owner = None
             self.store.exclusive.release()
 
     def _events_since(self, position: int, limit: int) -> list[OutboxRecord]:

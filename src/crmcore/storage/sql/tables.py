@@ -64,4 +64,5 @@ outbox = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("payload", JsonDocument, nullable=False),
     Index(None, "tenant_id", "position"),
+    sqlite_autoincrement=True,  # positions are never reused, even after purge_tenant
 )
