@@ -169,13 +169,8 @@ class Repository(abc.ABC, Generic[T]):
         self.uow.require_open()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError("batch_size", f"must be a positive integer, got {batch_size!r}")
-        after: str | None = None
-        while True:
-            batch = self._page_after(after, batch_size)
+        for batch in self._batches(batch_size):
             yield from batch
-            if len(batch) < batch_size:
-                return
-            after = batch[-1].id  # type: ignore[attr-defined]
 
     def bulk_add(self, objs: Iterable[T]) -> int:
         """Add many new objects in one go (imports); returns how many were added.
@@ -233,6 +228,22 @@ class Repository(abc.ABC, Generic[T]):
 
     @abc.abstractmethod
     def _count(self, where: Condition | None, now: datetime) -> int: ...
+
+    def _batches(self, batch_size: int) -> Iterator[list[T]]:
+        """Every object in id order, in lists of at most ``batch_size``.
+
+        By default keyset pages through `_page_after`, so each page is a fresh, short query and
+        objects saved during the iteration are neither skipped nor repeated. An adapter with a
+        cheaper stream of the same rows (a server-side cursor) may override it.
+        """
+        after: str | None = None
+        while True:
+            batch = self._page_after(after, batch_size)
+            if batch:
+                yield batch
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].id  # type: ignore[attr-defined]
 
     @abc.abstractmethod
     def _page_after(self, after: str | None, limit: int) -> list[T]:

@@ -519,6 +519,23 @@ class StoreContract:
             with pytest.raises(ValidationError, match="batch_size"):
                 next(uow.customers.iter_all(batch_size=0))
 
+    def test_saving_while_iterating_visits_each_object_once(self, crm: CRM, tenant: str) -> None:
+        """Objects saved during iter_all() are neither skipped nor seen twice, whatever the batching."""
+        data = [_customer(f"C{i}", id=f"id-{i:03d}", custom={"n": 0}) for i in range(9)]
+        with crm.unit_of_work(tenant) as uow:
+            uow.customers.bulk_add(data)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            seen = []
+            for c in uow.customers.iter_all(batch_size=2):
+                seen.append(c.id)
+                c.custom = {"n": c.custom["n"] + 1}
+                uow.customers.save(c)
+            uow.commit()
+        assert seen == _ids(data)
+        with crm.unit_of_work(tenant) as uow:
+            assert [(c.custom["n"], c.version) for c in uow.customers.find()] == [(1, 2)] * 9
+
     # --- bulk ---
 
     def test_bulk_add_is_all_or_nothing(self, crm: CRM, tenant: str) -> None:
