@@ -232,9 +232,9 @@ class Repository(abc.ABC, Generic[T]):
     def _batches(self, batch_size: int) -> Iterator[list[T]]:
         """Every object in id order, in lists of at most ``batch_size``.
 
-        By default keyset pages through `_page_after`, so each page is a fresh, short query and
-        objects saved during the iteration are neither skipped nor repeated. An adapter with a
-        cheaper stream of the same rows (a server-side cursor) may override it.
+        Keyset pages through `_page_after`: each page is a fresh, short query, so objects saved
+        during the iteration are neither skipped nor repeated. (A single server-side cursor on
+        PostgreSQL was measured: no faster, and more memory per batch.)
         """
         after: str | None = None
         while True:

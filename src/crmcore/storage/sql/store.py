@@ -7,7 +7,7 @@ into the `crmcore.errors` tree.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
-    Row,
     String,
     any_,
     bindparam,
@@ -289,11 +288,6 @@ class SqlRepository(Repository[T]):
                 found.extend(self.mapping.from_rows(rows))
         return found
 
-    def _objects(self, rows: Sequence[Row[Any]]) -> list[T]:
-        """Objects for fetched rows, built 200 at a time (see `_load`)."""
-        build = self.mapping.from_rows
-        return [obj for start in range(0, len(rows), 200) for obj in build(rows[start : start + 200])]
-
     def _get(self, id: str) -> T | None:
         found = self._load(select(self.table).where(self._mine(), self.c.id == id))
         return found[0] if found else None
@@ -373,31 +367,6 @@ class SqlRepository(Repository[T]):
                 select(func.count()).select_from(self.table).where(self._where(where, now))
             ).scalar_one()
         return int(count)
-
-    def _batches(self, batch_size: int) -> Iterator[list[T]]:
-        if self.uow.store.dialect != "postgresql":
-            yield from super()._batches(batch_size)
-            return
-        # One server-side cursor over the tenant in id order, fetched batch_size rows at a time:
-        # one query instead of a page query per batch. It reads the transaction's snapshot as of
-        # its start, so objects saved meanwhile are neither skipped nor repeated.
-        stmt = (
-            select(self.table)
-            .where(self._mine())
-            .order_by(self.c.id)
-            .execution_options(stream_results=True, yield_per=batch_size)
-        )
-        with translate_errors(self.aggregate.name):
-            result = self.uow.conn.execute(stmt)
-        try:
-            while True:
-                with translate_errors(self.aggregate.name):
-                    rows = result.fetchmany(batch_size)
-                if not rows:
-                    return
-                yield self._objects(rows)
-        finally:
-            result.close()
 
     def _page_after(self, after: str | None, limit: int) -> list[T]:
         clause = self._mine() if after is None else self._mine() & (self.c.id > after)
