@@ -6,12 +6,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 import crmcore
-from crmcore import CRM, ConcurrencyError, StorageError
+from crmcore import CRM, AlreadyExists, ConcurrencyError, StorageError, ValidationError
 from crmcore.customers import Customer
-from crmcore.storage.sql import SqlStore
+from crmcore.storage.sql import SqlStore, tables, translate_errors
+from crmcore.storage.sql.mapping import customer_to_row
 from crmcore.testing import StoreContract
+from crmcore.testing.contract import T0
 
 
 class TestSqliteFileStore(StoreContract):
@@ -63,6 +66,20 @@ def test_in_memory_database_refuses_a_nested_unit_of_work_at_once() -> None:
     with crm.unit_of_work(), pytest.raises(ConcurrencyError, match="in this thread"):
         crm.events_since(0)
     assert crm.events_since(0) == []  # and the store is usable once the first one ends
+
+
+def test_integrity_errors_are_translated_by_kind(tmp_path: Path) -> None:
+    """A duplicate key is AlreadyExists; any other constraint is a ValidationError, never a driver error."""
+    crm = crmcore.open(f"sqlite:///{tmp_path / 'crm.db'}")
+    store = crm.store
+    assert isinstance(store, SqlStore)
+    row = customer_to_row(Customer(name="Ada", created_at=T0, updated_at=T0, version=1), "t1")
+    with store.engine.begin() as conn:
+        conn.execute(insert(tables.customers), row)
+        with pytest.raises(AlreadyExists, match="UNIQUE"), translate_errors("customer"):
+            conn.execute(insert(tables.customers), row)
+        with pytest.raises(ValidationError, match="refused the data: NOT NULL"), translate_errors("customer"):
+            conn.execute(insert(tables.customers), {**row, "id": "other", "name": None})
 
 
 def test_unreachable_database_raises_storage_error(tmp_path: Path) -> None:

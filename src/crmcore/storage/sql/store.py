@@ -63,7 +63,10 @@ def translate_errors(what: str) -> Iterator[None]:
     except CrmError:
         raise
     except sa_exc.IntegrityError as exc:
-        raise AlreadyExists(what, str(exc.orig).splitlines()[0] if exc.orig else "?") from exc
+        message = str(exc.orig).splitlines()[0]
+        if getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in message:
+            raise AlreadyExists(what, message) from exc
+        raise ValidationError(what, f"the database refused the data: {message}") from exc
     except sa_exc.DataError as exc:
         raise ValidationError(what, f"the database refused a value: {str(exc.orig).splitlines()[0]}") from exc
     except sa_exc.OperationalError as exc:
