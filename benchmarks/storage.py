@@ -62,6 +62,7 @@ from sqlalchemy import Engine, create_engine, insert, select, text
 
 import crmcore
 from crmcore.customers import Address, Customer, CustomerKind, EmailAddress, PhoneNumber
+from crmcore.ids import ulid
 from crmcore.money import Money, minor_units
 from crmcore.storage.sql import SqlStore
 from crmcore.storage.sql.mapping import customer_to_row
@@ -131,16 +132,6 @@ _TAGS = (
 )
 _SOURCES = ("web", "webinar", "trade-show", "referral", "cold-call", "import", "partner")
 _SEGMENTS = ("smb", "mid-market", "enterprise", "consumer")
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def _ulid(ms: int, random_part: int) -> str:
-    """A ULID string like `crmcore.new_id` makes, but from a seeded generator (reproducible)."""
-    value, chars = (ms << 80) | random_part, []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
 
 
 def _pattern(rng: random.Random, pattern: str) -> str:
@@ -157,7 +148,7 @@ def make_customers(n: int, seed: int = 20240601) -> list[Customer]:
     address; most carry tags, custom fields and a credit limit, as a CRM import would.
     """
     rng = random.Random(seed)
-    owners = [_ulid(1_700_000_000_000 + i, rng.getrandbits(80)) for i in range(25)]
+    owners = [ulid(1_700_000_000_000 + i, rng.getrandbits(80)) for i in range(25)]
     start = datetime(2019, 1, 1, tzinfo=UTC)
     id_ms = 1_717_200_000_000
     cents = {p[5]: Decimal(1).scaleb(-minor_units(p[5])) for p in _PLACES}
@@ -204,7 +195,7 @@ def make_customers(n: int, seed: int = 20240601) -> list[Customer]:
             custom["interests"] = rng.sample(("crm", "erp", "bi", "support", "mobile", "api"), 2)
         out.append(
             Customer(
-                id=_ulid(id_ms, rng.getrandbits(80)),
+                id=ulid(id_ms, rng.getrandbits(80)),
                 name=name,
                 kind=CustomerKind.COMPANY if company else CustomerKind.PERSON,
                 emails=tuple(emails),

@@ -23,7 +23,7 @@ from crmcore import (
 )
 from crmcore.clock import Clock, require_aware
 from crmcore.errors import FieldError
-from crmcore.ids import check_id, id_time_ms
+from crmcore.ids import check_id, id_time_ms, ulid
 
 
 def test_ids_sort_by_creation_even_within_a_millisecond() -> None:
@@ -132,3 +132,17 @@ def test_transition_error_lists_unmet_requirements() -> None:
     )
     assert err.unmet == ("requires field 'amount'", "requires field 'close_date'")
     assert "amount" in str(err) and "close_date" in str(err)
+
+
+def test_ulid_encodes_time_and_random_part() -> None:
+    """ulid() is the one encoder: new_id uses it, its time decodes back, out-of-range parts are refused."""
+    ms, bits = 1_700_000_000_123, (1 << 80) - 1
+    made = ulid(ms, bits)
+    assert len(made) == 26 and id_time_ms(made) == ms and made.endswith("Z" * 16)
+    assert ulid(0, 0) == "0" * 26
+    assert ulid(ms, 1) < ulid(ms, 2) < ulid(ms + 1, 0)
+    assert id_time_ms(new_id()) >= ms
+    with pytest.raises(ValidationError, match="random_bits"):
+        ulid(ms, 1 << 80)
+    with pytest.raises(ValidationError, match="ms"):
+        ulid(-1, 0)

@@ -15,6 +15,7 @@ from decimal import Decimal
 import attrs
 
 from crmcore.customers import Address, Customer, CustomerKind, EmailAddress, PhoneNumber
+from crmcore.ids import ulid
 from crmcore.money import Money, minor_units
 
 __all__ = [
@@ -329,14 +330,12 @@ _COMPANY_TRADES = {
     "education": ("Academy", "Learning", "Education", "Institute"),
     "hospitality": ("Hotels", "Hospitality", "Dining", "Travel"),
 }
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SPAN = timedelta(days=3 * 365)
 
 
 def seeded_id(at: datetime, rng: random.Random) -> str:
     """A ULID for time ``at`` whose random part comes from ``rng``: reproducible, sortable by time."""
-    value = (int(at.timestamp() * 1000) << 80) | rng.getrandbits(80)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return ulid(int(at.timestamp() * 1000), rng.getrandbits(80))
 
 
 def _ascii(text: str) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "check_id",
     "id_time_ms",
     "new_id",
+    "ulid",
 ]
 
 CustomerId = NewType("CustomerId", str)
@@ -36,12 +37,18 @@ _last_ms = -1
 _last_random = 0
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+def ulid(ms: int, random_bits: int) -> str:
+    """The ULID for ``ms`` milliseconds since the epoch and an 80-bit random part.
+
+    `new_id` uses it with the clock and ``os.urandom``; simulations and generated data sets pass
+    a seeded random part to get reproducible ids that still sort by time.
+    """
+    if not 0 <= ms < 1 << 48:
+        raise ValidationError("ms", f"must be from 0 to 2**48 - 1, got {ms}")
+    if not 0 <= random_bits < 1 << _RANDOM_BITS:
+        raise ValidationError("random_bits", f"must be from 0 to 2**80 - 1, got {random_bits}")
+    value = (ms << _RANDOM_BITS) | random_bits
+    return "".join(_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def new_id() -> str:
@@ -62,7 +69,7 @@ def new_id() -> str:
         else:
             _last_random = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
         _last_ms = ms
-        return _encode(ms, 10) + _encode(_last_random, 16)
+        return ulid(ms, _last_random)
 
 
 def id_time_ms(id: str) -> int:
