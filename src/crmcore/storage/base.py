@@ -192,11 +192,9 @@ class Repository(abc.ABC, Generic[T]):
                 errors.append(FieldError(f"[{i}].id", f"repeats the id of item {first}"))
         if errors:
             raise ValidationError.from_errors(errors)
-        now = self.uow.clock.now()
-        for o in items:
-            _stamp(o, now, creating=True)
         if items:
-            self._bulk_add(items)
+            with _Stamp(items, self.uow.clock.now(), creating=True):
+                self._bulk_add(items)
         return len(items)
 
     # --- adapter hooks ---
@@ -285,7 +283,7 @@ class Repository(abc.ABC, Generic[T]):
             raise ValidationError.from_errors(errors)
 
     def _stamped(self, obj: Any, *, creating: bool) -> _Stamp:
-        return _Stamp(obj, self.uow.clock.now(), creating)
+        return _Stamp([obj], self.uow.clock.now(), creating)
 
 
 def _stamp(obj: Any, now: datetime, *, creating: bool) -> None:
@@ -301,19 +299,21 @@ def _stamp(obj: Any, now: datetime, *, creating: bool) -> None:
 
 
 class _Stamp:
-    """Stamp an object for writing; put the old values back if the write fails."""
+    """Stamp objects for writing; put their old values back if the write fails."""
 
-    def __init__(self, obj: Any, now: datetime, creating: bool) -> None:
-        self.obj, self.now, self.creating = obj, now, creating
-        self.old = (obj.created_at, obj.updated_at, obj.version)
+    def __init__(self, objs: Sequence[Any], now: datetime, creating: bool) -> None:
+        self.objs, self.now, self.creating = objs, now, creating
+        self.old = [(o.created_at, o.updated_at, o.version) for o in objs]
 
     def __enter__(self) -> None:
-        _stamp(self.obj, self.now, creating=self.creating)
+        for obj in self.objs:
+            _stamp(obj, self.now, creating=self.creating)
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
-            for name, value in zip(("created_at", "updated_at", "version"), self.old, strict=True):
-                object.__setattr__(self.obj, name, value)
+            for obj, old in zip(self.objs, self.old, strict=True):
+                for name, value in zip(("created_at", "updated_at", "version"), old, strict=True):
+                    object.__setattr__(obj, name, value)
 
 
 class UnitOfWork(abc.ABC):

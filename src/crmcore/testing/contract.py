@@ -547,6 +547,7 @@ class StoreContract:
             uow.commit()
         with crm.unit_of_work(tenant) as uow:
             assert [c.name for c in uow.customers.find()] == ["Existing"]
+        assert {(c.version, c.created_at) for c in batch} == {(0, None)}  # stamps put back, like add()
 
     def test_bulk_add_checks_input(self, crm: CRM, tenant: str) -> None:
         """bulk_add refuses repeated ids and wrong types, naming each bad item."""
