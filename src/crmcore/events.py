@@ -25,10 +25,12 @@ __all__ = [
     "CustomerUpdated",
     "DomainEvent",
     "EventBus",
+    "EventRedacted",
     "OutboxRecord",
     "event_class",
     "event_from_data",
     "event_to_data",
+    "redacted",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,23 @@ class CustomerDeleted(DomainEvent):
     """A customer was deleted."""
 
     event_type: ClassVar[str] = "customer.deleted"
+
+
+@attrs.frozen(kw_only=True)
+class EventRedacted(DomainEvent):
+    """Stands in the outbox for an event whose payload was erased (privacy erasure)."""
+
+    event_type: ClassVar[str] = "event.redacted"
+    original_type: str
+
+
+def redacted(event_id: str, event_type: str, aggregate_id: str, occurred_at: datetime) -> dict[str, Any]:
+    """The outbox payload of the marker replacing one event (see `EventRedacted`)."""
+    return event_to_data(
+        EventRedacted(
+            aggregate_id=aggregate_id, occurred_at=occurred_at, event_id=event_id, original_type=event_type
+        )
+    )
 
 
 Handler = Callable[[Any], None]

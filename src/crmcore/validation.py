@@ -8,6 +8,7 @@ entity valid when a field is assigned later.
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -27,17 +28,22 @@ __all__ = [
     "a_date",
     "check_on_setattr",
     "checked",
+    "custom_fields",
     "instance_of",
     "json_value",
+    "one_of",
     "optional",
     "run_checks",
+    "tags_check",
     "text",
     "trusted",
     "tuple_of",
     "utc_datetime",
+    "version_number",
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 Check = Callable[[Any, str], Any]
 """A check takes (value, field path) and returns the normalized value or raises ValidationError."""
@@ -195,3 +201,51 @@ def json_value(value: Any, path: str) -> JsonValue:
         path,
         f"{type(value).__name__} is not a JSON value (use str, int, float, bool, None, list or dict)",
     )
+
+
+def one_of(cls: type[E]) -> Check:
+    """A member of the enum ``cls``, or its value; the error lists the valid values."""
+
+    def check(value: Any, path: str) -> E:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(repr(m.value) for m in cls)
+            raise ValidationError(path, f"{value!r} is not one of {valid}") from None
+
+    return check
+
+
+_CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+
+
+def custom_fields(value: Any, path: str) -> dict[str, JsonValue]:
+    """Custom fields: identifier keys (so conditions can name them) with JSON values."""
+    if not isinstance(value, dict):
+        raise ValidationError(path, f"must be a dict, not {type(value).__name__}")
+    errors: list[FieldError] = []
+    out: dict[str, JsonValue] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _CUSTOM_KEY.match(key):
+            errors.append(FieldError(path, f"key {key!r} must be letters, digits and _ (not first a digit)"))
+            continue
+        try:
+            out[key] = json_value(item, join_path(path, key))
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ValidationError.from_errors(errors)
+    return out
+
+
+def version_number(value: Any, path: str) -> int:
+    """An optimistic-concurrency version: a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(path, f"must be a non-negative integer, got {value!r}")
+    return value
+
+
+tags_check: Check = tuple_of(text(max_length=64, required=True), unique=True, sort=True)
+"""Tags: non-empty strings of up to 64 characters, stored sorted and without repeats."""

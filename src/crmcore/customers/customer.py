@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -11,21 +10,31 @@ from typing import Any
 import attrs
 
 from crmcore.conditions import FieldDef, FieldSet, FieldType
-from crmcore.errors import FieldError, ValidationError, join_path
+from crmcore.customers.contact_points import (
+    Address,
+    Consent,
+    ConsentChannel,
+    EmailAddress,
+    PhoneNumber,
+    consents_check,
+    one_primary,
+    primary,
+)
 from crmcore.ids import check_id, new_id
 from crmcore.money import Money, check_currency
 from crmcore.validation import (
-    JsonValue,
     a_date,
     check_on_setattr,
     checked,
+    custom_fields,
     instance_of,
-    json_value,
+    one_of,
     optional,
     run_checks,
+    tags_check,
     text,
-    tuple_of,
     utc_datetime,
+    version_number,
 )
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "Customer",
     "CustomerKind",
     "EmailAddress",
+    "LifecycleStage",
     "PhoneNumber",
 ]
 
@@ -45,143 +55,14 @@ class CustomerKind(enum.Enum):
     COMPANY = "company"
 
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+\Z")
-_PHONE_CHARS = re.compile(r"[0-9+()\-./ ]+(\s*(x|ext\.?)\s*\d+)?\Z", re.IGNORECASE)
-_COUNTRY = re.compile(r"[A-Z]{2}\Z")
-_CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+class LifecycleStage(enum.Enum):
+    """Where a customer stands with the business; hosts move it as the relationship changes."""
 
-
-def _email(value: Any, path: str) -> str:
-    address: str = text(max_length=254, required=True)(value, path)
-    if not _EMAIL.match(address):
-        raise ValidationError(path, f"{address!r} is not an email address")
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.lower()}"
-
-
-def _phone(value: Any, path: str) -> str:
-    number: str = text(max_length=40, required=True)(value, path)
-    digits = sum(c.isdigit() for c in number)
-    if not _PHONE_CHARS.match(number) or not 4 <= digits <= 20:
-        raise ValidationError(path, f"{number!r} is not a phone number")
-    return number
-
-
-def _country(value: Any, path: str) -> str:
-    code: str = text(max_length=100, required=True)(value, path).upper()
-    if not _COUNTRY.match(code):
-        raise ValidationError(path, f"{value!r} is not an ISO 3166-1 alpha-2 country code")
-    return code
-
-
-def _tag(value: Any, path: str) -> str:
-    tag: str = text(max_length=64, required=True)(value, path)
-    return tag
-
-
-def _custom(value: Any, path: str) -> dict[str, JsonValue]:
-    if not isinstance(value, dict):
-        raise ValidationError(path, f"must be a dict, not {type(value).__name__}")
-    errors: list[FieldError] = []
-    out: dict[str, JsonValue] = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or not _CUSTOM_KEY.match(key):
-            errors.append(FieldError(path, f"key {key!r} must be letters, digits and _ (not first a digit)"))
-            continue
-        try:
-            out[key] = json_value(item, join_path(path, key))
-        except ValidationError as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise ValidationError.from_errors(errors)
-    return out
-
-
-def _version(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(path, f"must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _kind(value: Any, path: str) -> CustomerKind:
-    if isinstance(value, CustomerKind):
-        return value
-    try:
-        return CustomerKind(value)
-    except ValueError:
-        raise ValidationError(path, f"{value!r} is not one of 'person', 'company'") from None
-
-
-def _label(value: Any, path: str) -> str:
-    label: str = text(max_length=40)(value, path)
-    return label
-
-
-def _flag(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(path, f"must be True or False, not {type(value).__name__}")
-    return value
-
-
-def _one_primary(kind: str) -> Any:
-    item_check = instance_of({"emails": EmailAddress, "phones": PhoneNumber, "addresses": Address}[kind])
-    items_check = tuple_of(item_check)
-
-    def check(value: Any, path: str) -> tuple[Any, ...]:
-        items: tuple[Any, ...] = items_check(value, path)
-        if sum(1 for i in items if i.primary) > 1:
-            raise ValidationError(path, f"at most one of the {kind} can be primary")
-        return items
-
-    return check
-
-
-@attrs.frozen(kw_only=True)
-class EmailAddress:
-    """An email address with a label; the domain is lower-cased."""
-
-    address: str = checked(_email)
-    label: str = checked(_label, default="work")
-    primary: bool = checked(_flag, default=False)
-
-    def __attrs_post_init__(self) -> None:
-        run_checks(self)
-
-
-@attrs.frozen(kw_only=True)
-class PhoneNumber:
-    """A phone number as given (trimmed), with a label."""
-
-    number: str = checked(_phone)
-    label: str = checked(_label, default="work")
-    primary: bool = checked(_flag, default=False)
-
-    def __attrs_post_init__(self) -> None:
-        run_checks(self)
-
-
-@attrs.frozen(kw_only=True)
-class Address:
-    """A postal address; ``country`` is an ISO 3166-1 alpha-2 code."""
-
-    country: str = checked(_country)
-    line1: str = checked(text(max_length=200), default="")
-    line2: str = checked(text(max_length=200), default="")
-    city: str = checked(text(max_length=100), default="")
-    region: str = checked(text(max_length=100), default="")
-    postal_code: str = checked(text(max_length=20), default="")
-    label: str = checked(_label, default="main")
-    primary: bool = checked(_flag, default=False)
-
-    def __attrs_post_init__(self) -> None:
-        run_checks(self)
-
-
-def _primary(items: Sequence[Any]) -> Any:
-    for item in items:
-        if item.primary:
-            return item
-    return items[0] if items else None
+    SUBSCRIBER = "subscriber"
+    LEAD = "lead"
+    OPPORTUNITY = "opportunity"
+    CUSTOMER = "customer"
+    CHURNED = "churned"
 
 
 @attrs.define(kw_only=True, on_setattr=check_on_setattr)
@@ -194,20 +75,22 @@ class Customer:
     """
 
     name: str = checked(text(max_length=300, required=True), default="")
-    kind: CustomerKind = checked(_kind, default=CustomerKind.PERSON)
+    kind: CustomerKind = checked(one_of(CustomerKind), default=CustomerKind.PERSON)
     id: str = checked(check_id, factory=new_id)
-    emails: Sequence[EmailAddress] = checked(_one_primary("emails"), default=())
-    phones: Sequence[PhoneNumber] = checked(_one_primary("phones"), default=())
-    addresses: Sequence[Address] = checked(_one_primary("addresses"), default=())
-    tags: Sequence[str] = checked(tuple_of(_tag, unique=True, sort=True), default=())
+    emails: Sequence[EmailAddress] = checked(one_primary(EmailAddress, "emails"), default=())
+    phones: Sequence[PhoneNumber] = checked(one_primary(PhoneNumber, "phones"), default=())
+    addresses: Sequence[Address] = checked(one_primary(Address, "addresses"), default=())
+    tags: Sequence[str] = checked(tags_check, default=())
     owner: str | None = checked(optional(check_id), default=None)
     currency: str | None = checked(optional(check_currency), default=None)
     credit_limit: Money | None = checked(optional(instance_of(Money)), default=None)
     birthday: date | None = checked(optional(a_date), default=None)
-    custom: dict[str, Any] = checked(_custom, factory=dict)  # JSON values, see JsonValue
+    lifecycle_stage: LifecycleStage = checked(one_of(LifecycleStage), default=LifecycleStage.CUSTOMER)
+    consents: Sequence[Consent] = checked(consents_check, default=())
+    custom: dict[str, Any] = checked(custom_fields, factory=dict)  # JSON values, see JsonValue
     created_at: datetime | None = checked(optional(utc_datetime), default=None)
     updated_at: datetime | None = checked(optional(utc_datetime), default=None)
-    version: int = checked(_version, default=0)
+    version: int = checked(version_number, default=0)
 
     def __attrs_post_init__(self) -> None:
         run_checks(self)
@@ -215,20 +98,30 @@ class Customer:
     @property
     def primary_email(self) -> str | None:
         """The primary email address (the flagged one, else the first)."""
-        email = _primary(self.emails)
+        email = primary(self.emails)
         return email.address if email else None
 
     @property
     def primary_phone(self) -> str | None:
         """The primary phone number (the flagged one, else the first)."""
-        phone = _primary(self.phones)
+        phone = primary(self.phones)
         return phone.number if phone else None
 
     @property
     def primary_address(self) -> Address | None:
         """The primary address (the flagged one, else the first)."""
-        address: Address | None = _primary(self.addresses)
+        address: Address | None = primary(self.addresses)
         return address
+
+    def consent(self, channel: ConsentChannel | str) -> Consent | None:
+        """The recorded consent for ``channel``, or None when none was recorded."""
+        wanted = ConsentChannel(channel)
+        return next((c for c in self.consents if c.channel is wanted), None)
+
+    def may_contact(self, channel: ConsentChannel | str) -> bool:
+        """Whether consent for ``channel`` was recorded and granted (no record means no)."""
+        found = self.consent(channel)
+        return found is not None and found.granted
 
     @property
     def country(self) -> str | None:
@@ -259,7 +152,15 @@ CUSTOMER_FIELDS = FieldSet.of(
         FieldDef("currency", FieldType.TEXT, lambda c: c.currency),
         FieldDef("credit_limit", FieldType.MONEY, lambda c: c.credit_limit),
         FieldDef("birthday", FieldType.DATE, lambda c: c.birthday),
+        FieldDef(
+            "lifecycle_stage",
+            FieldType.TEXT,
+            lambda c: c.lifecycle_stage.value,
+            nullable=False,
+            choices=tuple(s.value for s in LifecycleStage),
+        ),
         FieldDef("email", FieldType.TEXT, lambda c: c.primary_email),
+        FieldDef("phone", FieldType.TEXT, lambda c: c.primary_phone),
         FieldDef("country", FieldType.TEXT, lambda c: c.country),
         FieldDef("city", FieldType.TEXT, lambda c: c.city),
         FieldDef("tags", FieldType.TEXT_LIST, lambda c: c.tags, nullable=False),

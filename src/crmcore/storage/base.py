@@ -15,17 +15,27 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from crmcore.clock import Clock
-from crmcore.conditions import Condition, FieldSet, check_condition, sort_key
+from crmcore.conditions import Condition, Field, FieldSet, check_condition, sort_key
+from crmcore.customers.contact import CONTACT_FIELDS, Contact
 from crmcore.customers.customer import CUSTOMER_FIELDS, Customer
+from crmcore.customers.interaction import INTERACTION_FIELDS, Interaction
+from crmcore.customers.order import ORDER_FIELDS, Order, OrderTotals
 from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
 from crmcore.events import DomainEvent, OutboxRecord
 from crmcore.ids import check_id
+from crmcore.validation import utc_datetime
 
 __all__ = [
     "AGGREGATES",
     "Aggregate",
+    "CONTACTS",
     "CUSTOMERS",
+    "CUSTOMER_LINKS",
     "DEFAULT_TENANT",
+    "INTERACTIONS",
+    "InteractionRepository",
+    "ORDERS",
+    "OrderRepository",
     "Repository",
     "Store",
     "StoreCapabilities",
@@ -40,15 +50,29 @@ DEFAULT_TENANT = "default"
 
 @attrs.frozen
 class Aggregate(Generic[T]):
-    """What the storage layer knows of an aggregate type: its name, class and queryable fields."""
+    """What the storage layer knows of an aggregate type.
+
+    Its name, class and queryable fields; ``attribute`` is its repository's name on a unit of
+    work; ``customer_field``, when set, names the field that links it to a customer, so merge,
+    privacy export and erasure find every record of a customer, whichever package defines it.
+    """
 
     name: str
     cls: type[T]
     fields: FieldSet
+    attribute: str
+    customer_field: str | None = None
 
 
-CUSTOMERS: Aggregate[Customer] = Aggregate("customer", Customer, CUSTOMER_FIELDS)
-AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS,)
+CUSTOMERS: Aggregate[Customer] = Aggregate("customer", Customer, CUSTOMER_FIELDS, "customers")
+CONTACTS: Aggregate[Contact] = Aggregate("contact", Contact, CONTACT_FIELDS, "contacts", "customer_id")
+INTERACTIONS: Aggregate[Interaction] = Aggregate(
+    "interaction", Interaction, INTERACTION_FIELDS, "interactions", "customer_id"
+)
+ORDERS: Aggregate[Order] = Aggregate("order", Order, ORDER_FIELDS, "orders", "customer_id")
+AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS, CONTACTS, INTERACTIONS, ORDERS)
+CUSTOMER_LINKS: tuple[Aggregate[Any], ...] = tuple(a for a in AGGREGATES if a.customer_field)
+"""Aggregates that belong to a customer (contacts, interactions, orders, later tickets, deals)."""
 
 
 @attrs.frozen
@@ -106,6 +130,7 @@ class Repository(abc.ABC, Generic[T]):
         """
         self.uow.require_open()
         self._check_type(obj)
+        _check_invariants(obj)
         with self._stamped(obj, creating=True):
             self._add(obj)
         return obj
@@ -122,6 +147,7 @@ class Repository(abc.ABC, Generic[T]):
         """
         self.uow.require_open()
         self._check_type(obj)
+        _check_invariants(obj)
         expected = obj.version  # type: ignore[attr-defined]
         with self._stamped(obj, creating=False):
             self._save(obj, expected)
@@ -190,6 +216,11 @@ class Repository(abc.ABC, Generic[T]):
             first = seen.setdefault(getattr(o, "id", ""), i)
             if first != i:
                 errors.append(FieldError(f"[{i}].id", f"repeats the id of item {first}"))
+        for i, o in enumerate(items):
+            try:
+                _check_invariants(o)
+            except ValidationError as exc:
+                errors.extend(exc.prefixed(f"[{i}]").errors)
         if errors:
             raise ValidationError.from_errors(errors)
         if items:
@@ -286,6 +317,62 @@ class Repository(abc.ABC, Generic[T]):
         return _Stamp([obj], self.uow.clock.now(), creating)
 
 
+def _check_invariants(obj: Any) -> None:
+    """Cross-field rules an aggregate declares (``check_invariants``), re-run before each write.
+
+    Field checks run on every assignment; rules spanning fields (an order's currencies) can only
+    be checked once all fields are set, so the store checks them before writing.
+    """
+    check = getattr(obj, "check_invariants", None)
+    if check is not None:
+        check()
+
+
+class OrderRepository(Repository[Order]):
+    """Orders, plus per-customer totals computed where the data lives (SQL ``GROUP BY``)."""
+
+    def totals(
+        self, customer_ids: Iterable[str] | None = None, *, until: datetime | None = None
+    ) -> dict[str, OrderTotals]:
+        """Totals of counted orders per customer (all customers when ``customer_ids`` is None).
+
+        ``until`` (exclusive) leaves out orders placed at or after it. Customers without a
+        counted order are absent from the result.
+        """
+        self.uow.require_open()
+        ids = None if customer_ids is None else [check_id(i, "customer_ids") for i in customer_ids]
+        if isinstance(customer_ids, str):
+            raise ValidationError("customer_ids", "must be a list of ids, not one string")
+        return self._totals(ids, None if until is None else utc_datetime(until, "until"))
+
+    @abc.abstractmethod
+    def _totals(self, customer_ids: list[str] | None, until: datetime | None) -> dict[str, OrderTotals]: ...
+
+
+class InteractionRepository(Repository[Interaction]):
+    """Interactions, plus a customer's timeline."""
+
+    def timeline(
+        self,
+        customer_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> list[Interaction]:
+        """A customer's interactions, newest first, with ``since <= occurred_at < until``; paged.
+
+        Ties in time are broken by id (newest id first), so pages never overlap.
+        """
+        where: Condition = Field("customer_id") == check_id(customer_id, "customer_id")
+        if since is not None:
+            where = where & (Field("occurred_at") >= utc_datetime(since, "since"))
+        if until is not None:
+            where = where & (Field("occurred_at") < utc_datetime(until, "until"))
+        return self.find(where, order_by=["-occurred_at", "-id"], limit=limit, offset=offset)
+
+
 def _stamp(obj: Any, now: datetime, *, creating: bool) -> None:
     if creating:
         if obj.created_at is None:
@@ -325,6 +412,9 @@ class UnitOfWork(abc.ABC):
     """
 
     customers: Repository[Customer]
+    contacts: Repository[Contact]
+    interactions: InteractionRepository
+    orders: OrderRepository
 
     def __init__(
         self,
@@ -391,6 +481,24 @@ class UnitOfWork(abc.ABC):
             raise ValidationError("limit", f"must be an integer from 1 to 10000, got {limit!r}")
         return self._events_since(position, limit)
 
+    def repository(self, aggregate: Aggregate[T]) -> Repository[T]:
+        """The repository of ``aggregate`` in this unit of work."""
+        repo: Repository[T] = getattr(self, aggregate.attribute)
+        return repo
+
+    def redact_events(self, aggregate_ids: Iterable[str]) -> int:
+        """Replace committed outbox events about ``aggregate_ids`` by `EventRedacted` markers.
+
+        For erasure: an event may carry personal data (a name), and the outbox is kept. Markers
+        keep each event's id, position, time and type name, so readers still see the sequence.
+        Takes effect with the unit of work's commit; returns how many events were redacted.
+        """
+        self.require_open()
+        if isinstance(aggregate_ids, str):
+            raise ValidationError("aggregate_ids", "must be a list of ids, not one string")
+        ids = sorted({check_id(i, "aggregate_ids") for i in aggregate_ids})
+        return self._redact_events(ids) if ids else 0
+
     def require_open(self) -> None:
         """Raise `CrmError` unless the unit of work is inside its ``with`` block."""
         if not self._open:
@@ -410,6 +518,9 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def _events_since(self, position: int, limit: int) -> list[OutboxRecord]: ...
+
+    @abc.abstractmethod
+    def _redact_events(self, aggregate_ids: list[str]) -> int: ...
 
 
 @runtime_checkable

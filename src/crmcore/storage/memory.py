@@ -16,12 +16,19 @@ import attrs
 
 from crmcore.clock import Clock
 from crmcore.conditions import Condition, evaluate, sort_key
+from crmcore.customers.interaction import Interaction
+from crmcore.customers.order import Order, OrderTotals, order_totals
 from crmcore.errors import AlreadyExists, ConcurrencyError, NotFound
-from crmcore.events import DomainEvent, OutboxRecord
+from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.storage.base import (
     AGGREGATES,
+    CONTACTS,
     CUSTOMERS,
+    INTERACTIONS,
+    ORDERS,
     Aggregate,
+    InteractionRepository,
+    OrderRepository,
     Repository,
     StoreCapabilities,
     UnitOfWork,
@@ -105,7 +112,11 @@ class MemoryUnitOfWork(UnitOfWork):
         self.store = store
         self.staged: dict[str, dict[str, Any]] = {}
         self.expected: dict[tuple[str, str], int | None] = {}
+        self.redact: set[str] = set()
         self.customers = MemoryRepository(CUSTOMERS, self)
+        self.contacts = MemoryRepository(CONTACTS, self)
+        self.interactions = MemoryInteractionRepository(INTERACTIONS, self)
+        self.orders = MemoryOrderRepository(ORDERS, self)
 
     def _begin(self) -> None:
         self._reset()
@@ -113,6 +124,7 @@ class MemoryUnitOfWork(UnitOfWork):
     def _reset(self) -> None:
         self.staged = {a.name: {} for a in AGGREGATES}
         self.expected = {}
+        self.redact = set()
 
     def _commit(self, events: list[DomainEvent]) -> None:
         store = self.store
@@ -132,6 +144,8 @@ class MemoryUnitOfWork(UnitOfWork):
                         table.pop(id, None)
                     else:
                         table[id] = obj
+            if self.redact:
+                store.outbox = [self._redacted(r) for r in store.outbox]
             for event in events:
                 store.last_position += 1
                 store.outbox.append(
@@ -146,6 +160,32 @@ class MemoryUnitOfWork(UnitOfWork):
         with self.store.lock:
             found = [r for r in self.store.outbox if r.tenant == self.tenant and r.position > position]
         return found[:limit]
+
+    def _redacted(self, record: OutboxRecord) -> OutboxRecord:
+        event = record.event
+        if record.tenant != self.tenant or event.aggregate_id not in self.redact:
+            return record
+        if isinstance(event, EventRedacted):
+            return record
+        marker = EventRedacted(
+            aggregate_id=event.aggregate_id,
+            occurred_at=event.occurred_at,
+            event_id=event.event_id,
+            original_type=event.event_type,
+        )
+        return attrs.evolve(record, event=marker)
+
+    def _redact_events(self, aggregate_ids: list[str]) -> int:
+        ids = set(aggregate_ids)
+        self.redact |= ids
+        with self.store.lock:
+            return sum(
+                1
+                for r in self.store.outbox
+                if r.tenant == self.tenant
+                and r.event.aggregate_id in ids
+                and not isinstance(r.event, EventRedacted)
+            )
 
     def current(self, aggregate: Aggregate[Any], id: str) -> Any:
         """The object as this unit of work sees it: staged change first, else committed."""
@@ -245,3 +285,20 @@ class MemoryRepository(Repository[T]):
                 raise AlreadyExists(self.aggregate.name, id)
         for obj in objs:
             self._add(obj)
+
+
+class MemoryOrderRepository(MemoryRepository[Order], OrderRepository):
+    """Orders in memory; totals computed in Python (the reference the SQL ``GROUP BY`` matches)."""
+
+    def _totals(self, customer_ids: list[str] | None, until: datetime | None) -> dict[str, OrderTotals]:
+        wanted = None if customer_ids is None else set(customer_ids)
+        orders = [
+            o
+            for o in self.uow.visible(self.aggregate)
+            if (wanted is None or o.customer_id in wanted) and (until is None or o.ordered_at < until)
+        ]
+        return order_totals(orders)
+
+
+class MemoryInteractionRepository(MemoryRepository[Interaction], InteractionRepository):
+    """Interactions in memory."""

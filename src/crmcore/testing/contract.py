@@ -37,6 +37,7 @@ from crmcore.ids import new_id
 from crmcore.money import Money
 from crmcore.storage.base import DEFAULT_TENANT, UnitOfWork
 from crmcore.testing import strategies as cst
+from crmcore.testing.records_contract import RecordsContract
 
 __all__ = ["StoreContract"]
 
@@ -57,7 +58,7 @@ def _ids(objs: list[Customer]) -> list[str]:
     return [o.id for o in objs]
 
 
-class StoreContract:
+class StoreContract(RecordsContract):
     """Abstract contract tests; subclass and implement `create_crm` (and `dispose_crm` if needed)."""
 
     def create_crm(self) -> CRM:

@@ -29,14 +29,11 @@ from crmcore.conditions import (
 from crmcore.conditions import (
     Any as AnyOf,
 )
-from crmcore.customers.customer import (
-    CUSTOMER_FIELDS,
-    Address,
-    Customer,
-    CustomerKind,
-    EmailAddress,
-    PhoneNumber,
-)
+from crmcore.customers.contact import Contact
+from crmcore.customers.contact_points import Address, Consent, ConsentChannel, EmailAddress, PhoneNumber
+from crmcore.customers.customer import CUSTOMER_FIELDS, Customer, CustomerKind, LifecycleStage
+from crmcore.customers.interaction import Direction, Interaction, InteractionChannel
+from crmcore.customers.order import Order, OrderLine, OrderStatus, SalesChannel
 from crmcore.money import Money
 
 __all__ = [
@@ -44,11 +41,15 @@ __all__ = [
     "TEXT_POOL",
     "aware_datetimes",
     "conditions",
+    "consents",
+    "contacts",
     "custom_values",
     "customers",
+    "interactions",
     "json_values",
     "money",
     "order_by",
+    "orders",
 ]
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -114,6 +115,124 @@ def _texts() -> st.SearchStrategy[str]:
     return st.sampled_from(TEXT_POOL)
 
 
+PHONE_POOL = ("+49 30 1234567", "+1-202-555-0100", "+44 20 7946 0958", "+33 1 23 45 67 89")
+
+
+def _phones() -> st.SearchStrategy[list[PhoneNumber]]:
+    return st.lists(
+        st.builds(
+            PhoneNumber,
+            number=st.sampled_from(PHONE_POOL),
+            label=st.sampled_from(["work", "mobile"]),
+            extension=st.sampled_from(["", "12"]),
+        ),
+        max_size=2,
+    )
+
+
+def _emails() -> st.SearchStrategy[list[EmailAddress]]:
+    return st.lists(
+        st.builds(
+            EmailAddress,
+            address=st.sampled_from(["ada@example.com", "bob@example.org", "x.y+z@mail.example.de"]),
+            label=st.sampled_from(["work", "home"]),
+        ),
+        max_size=2,
+    )
+
+
+def consents() -> st.SearchStrategy[list[Consent]]:
+    """Zero to four consents, at most one per channel."""
+    return st.lists(
+        st.builds(
+            Consent,
+            channel=st.sampled_from(ConsentChannel),
+            granted=st.booleans(),
+            source=st.sampled_from(["signup form", "call", "import"]),
+            at=aware_datetimes(),
+        ),
+        max_size=4,
+        unique_by=lambda c: c.channel,
+    )
+
+
+def _ids(prefix: str, n: int) -> st.SearchStrategy[str]:
+    return st.integers(0, n - 1).map(lambda i: f"{prefix}{i}")
+
+
+def contacts(customer_ids: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[Contact]:
+    """Contacts of customers drawn from ``customer_ids`` (default ``c0``..``c3``)."""
+    return st.builds(
+        Contact,
+        customer_id=_ids("c", 4) if customer_ids is None else customer_ids,
+        name=_texts(),
+        title=st.sampled_from(["", "CEO", "Buyer"]),
+        roles=st.lists(st.sampled_from(["billing", "decision maker", "technical"]), max_size=2),
+        emails=_emails(),
+        phones=_phones(),
+        consents=consents(),
+        owner=st.none() | st.sampled_from(["u1", "u2"]),
+        custom=st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2),
+        created_at=aware_datetimes(),
+        updated_at=aware_datetimes(),
+    )
+
+
+def interactions(customer_ids: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[Interaction]:
+    """Interactions on every channel, with ties in time on purpose."""
+    return st.builds(
+        Interaction,
+        customer_id=_ids("c", 4) if customer_ids is None else customer_ids,
+        occurred_at=st.sampled_from([NOW, NOW - timedelta(days=1)]) | aware_datetimes(),
+        channel=st.sampled_from(InteractionChannel),
+        direction=st.sampled_from(Direction),
+        contact_id=st.none() | _ids("p", 3),
+        owner=st.none() | st.sampled_from(["u1", "u2"]),
+        subject=_texts(),
+        body=st.sampled_from(["", "notes\nline two", "  padded  "]),
+        outcome=st.sampled_from(["", "interested", "no answer"]),
+        duration_seconds=st.none() | st.integers(0, 7200),
+        custom=st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2),
+        created_at=aware_datetimes(),
+        updated_at=aware_datetimes(),
+    )
+
+
+@st.composite
+def orders(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None) -> Order:
+    """Orders in one currency each, with line and order discounts, in every status."""
+    currency = draw(st.sampled_from(_CURRENCIES))
+    scale = 0 if currency == "JPY" else 2
+    prices = st.integers(1, 100_000).map(lambda n: Money(Decimal(n).scaleb(-scale), currency))
+    lines = draw(
+        st.lists(
+            st.builds(
+                OrderLine,
+                product=st.sampled_from(["Widget", "Gadget", "Service plan"]),
+                sku=st.sampled_from(["", "W-1", "G-2"]),
+                quantity=st.sampled_from([Decimal(1), Decimal(2), Decimal("0.5"), Decimal(12)]),
+                unit_price=prices,
+            ),
+            max_size=3,
+        )
+    )
+    order = Order(
+        customer_id=draw(_ids("c", 4) if customer_ids is None else customer_ids),
+        ordered_at=draw(aware_datetimes()),
+        currency=currency,
+        lines=lines,
+        number=draw(st.sampled_from(["", "A-1", "A-2"])),
+        status=draw(st.sampled_from(OrderStatus)),
+        channel=draw(st.sampled_from(SalesChannel)),
+        custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
+        created_at=draw(aware_datetimes()),
+        updated_at=draw(aware_datetimes()),
+    )
+    if draw(st.booleans()) and lines:
+        order.discount = Money(order.subtotal.amount / 4, currency).rounded()
+    return order
+
+
 def customers(*, rich: bool = False) -> st.SearchStrategy[Customer]:
     """Customers with every field type set or empty; ``rich`` draws free-form text and JSON."""
     free_text = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() and s.isprintable())
@@ -123,21 +242,8 @@ def customers(*, rich: bool = False) -> st.SearchStrategy[Customer]:
         if rich
         else st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=3)
     )
-    emails = st.lists(
-        st.builds(
-            EmailAddress,
-            address=st.sampled_from(["ada@example.com", "bob@example.org", "x.y+z@mail.example.de"]),
-            label=st.sampled_from(["work", "home"]),
-        ),
-        max_size=2,
-    )
-    phones = st.lists(
-        st.builds(
-            PhoneNumber,
-            number=st.sampled_from(["+49 30 1234567", "(555) 010-9999", "+1-202-555-0100"]),
-        ),
-        max_size=2,
-    )
+    emails = _emails()
+    phones = _phones()
     addresses = st.lists(
         st.builds(
             Address,
@@ -160,6 +266,8 @@ def customers(*, rich: bool = False) -> st.SearchStrategy[Customer]:
         currency=st.none() | st.sampled_from(_CURRENCIES),
         credit_limit=st.none() | money(),
         birthday=st.none() | dates(),
+        lifecycle_stage=st.sampled_from(LifecycleStage),
+        consents=consents(),
         custom=custom,
         created_at=aware_datetimes(),
         updated_at=aware_datetimes(),
@@ -185,6 +293,7 @@ _TEXT_FIELDS = {
     "owner": st.sampled_from(["u1", "u2", "user-97"]),
     "currency": st.sampled_from(_CURRENCIES),
     "email": st.sampled_from(["ada@example.com", "bob@example.org"]),
+    "phone": st.sampled_from(["+49301234567", "+12025550100", "+1"]),
     "country": st.sampled_from(["DE", "FR", "US"]),
     "city": st.sampled_from(["Berlin", "Paris", "a", "Ä"]),
     "id": _texts(),
@@ -192,8 +301,9 @@ _TEXT_FIELDS = {
 
 
 def _value_for(name: str, ftype: FieldType) -> st.SearchStrategy[Any]:
-    if name == "kind":
-        return st.sampled_from([k.value for k in CustomerKind])
+    choices = CUSTOMER_FIELDS.fields[name].choices if name in CUSTOMER_FIELDS.fields else None
+    if choices:
+        return st.sampled_from(choices)
     if name in _TEXT_FIELDS:
         return _TEXT_FIELDS[name]
     if ftype is FieldType.JSON:
@@ -269,7 +379,9 @@ def order_by() -> st.SearchStrategy[list[str]]:
         "owner",
         "currency",
         "birthday",
+        "lifecycle_stage",
         "email",
+        "phone",
         "country",
         "city",
         "created_at",

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 import attrs
 from sqlalchemy import Row, Table
 
-from crmcore.customers.customer import Address, Customer, CustomerKind, EmailAddress, PhoneNumber
-from crmcore.money import Money
-from crmcore.storage.base import CUSTOMERS, Aggregate
+from crmcore.customers.contact import Contact
+from crmcore.customers.contact_points import Address, Consent, EmailAddress, PhoneNumber
+from crmcore.customers.customer import Customer, CustomerKind, LifecycleStage
+from crmcore.customers.interaction import Direction, Interaction, InteractionChannel
+from crmcore.customers.order import Order, OrderLine, OrderStatus, SalesChannel
+from crmcore.money import Money, minor_units
+from crmcore.serialization import structure, unstructure
+from crmcore.storage.base import CONTACTS, CUSTOMERS, INTERACTIONS, ORDERS, Aggregate
 from crmcore.storage.sql import tables
 from crmcore.storage.sql.where import SqlFields
 from crmcore.validation import trusted
 
-__all__ = ["CUSTOMER_MAPPING", "MAPPINGS", "SqlMapping"]
+__all__ = [
+    "CONTACT_MAPPING",
+    "CUSTOMER_MAPPING",
+    "INTERACTION_MAPPING",
+    "MAPPINGS",
+    "ORDER_MAPPING",
+    "SqlMapping",
+]
 
 T = TypeVar("T")
 
@@ -39,7 +52,7 @@ def _values(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 _EMAIL = ("address", "label", "primary")
-_PHONE = ("number", "label", "primary")
+_PHONE = ("number", "label", "primary", "extension")
 _ADDRESS = tuple(a.name for a in attrs.fields(Address))
 
 
@@ -58,19 +71,34 @@ def customer_to_row(c: Customer, tenant: str) -> dict[str, Any]:
         "credit_limit_amount": limit.amount if limit else None,
         "credit_limit_currency": limit.currency if limit else None,
         "birthday": c.birthday,
+        "lifecycle_stage": c.lifecycle_stage.value,
         "email": c.primary_email,
+        "phone": c.primary_phone,
         "country": address.country if address else None,
         "city": (address.city or None) if address else None,
         "emails": [_values(e, _EMAIL) for e in c.emails],
         "phones": [_values(p, _PHONE) for p in c.phones],
         "addresses": [_values(a, _ADDRESS) for a in c.addresses],
         "tags": list(c.tags),
+        "consents": _consents_data(c.consents),
         "custom": c.custom,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
 
 
+def _consents_data(consents: Sequence[Consent]) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = unstructure(list(consents))
+    return data
+
+
+def _consents(data: list[dict[str, Any]]) -> tuple[Consent, ...]:
+    if not data:
+        return ()
+    return structure(data, tuple[Consent, ...])
+
+
+_STAGES = {stage.value: stage for stage in LifecycleStage}
 _KINDS = {kind.value: kind for kind in CustomerKind}
 _ROW_COLUMNS = (
     "id",
@@ -82,10 +110,12 @@ _ROW_COLUMNS = (
     "credit_limit_amount",
     "credit_limit_currency",
     "birthday",
+    "lifecycle_stage",
     "emails",
     "phones",
     "addresses",
     "tags",
+    "consents",
     "custom",
     "created_at",
     "updated_at",
@@ -126,10 +156,12 @@ def customers_from_rows(rows: Sequence[Row[Any]]) -> list[Customer]:
             limit_amount,
             limit_currency,
             birthday,
+            stage,
             emails,
             phones,
             addresses,
             tags,
+            consents,
             custom,
             created_at,
             updated_at,
@@ -146,10 +178,12 @@ def customers_from_rows(rows: Sequence[Row[Any]]) -> list[Customer]:
                         None if limit_amount is None else _trusted_money(limit_amount, limit_currency)
                     ),
                     birthday=birthday,
+                    lifecycle_stage=_STAGES[stage],
                     emails=tuple([EmailAddress(**e) for e in emails]),
                     phones=tuple([PhoneNumber(**p) for p in phones]),
                     addresses=tuple([Address(**a) for a in addresses]),
                     tags=tuple(tags),
+                    consents=_consents(consents),
                     custom=custom,
                     created_at=created_at,
                     updated_at=updated_at,
@@ -175,7 +209,9 @@ CUSTOMER_MAPPING: SqlMapping[Customer] = SqlMapping(
                 "owner",
                 "currency",
                 "birthday",
+                "lifecycle_stage",
                 "email",
+                "phone",
                 "country",
                 "city",
                 "tags",
@@ -189,4 +225,226 @@ CUSTOMER_MAPPING: SqlMapping[Customer] = SqlMapping(
     ),
 )
 
-MAPPINGS: dict[str, SqlMapping[Any]] = {m.aggregate.name: m for m in (CUSTOMER_MAPPING,)}
+
+def contact_to_row(c: Contact, tenant: str) -> dict[str, Any]:
+    """Column values for a contact."""
+    return {
+        "tenant_id": tenant,
+        "id": c.id,
+        "version": c.version,
+        "customer_id": c.customer_id,
+        "name": c.name,
+        "title": c.title,
+        "roles": list(c.roles),
+        "email": c.primary_email,
+        "phone": c.primary_phone,
+        "emails": [_values(e, _EMAIL) for e in c.emails],
+        "phones": [_values(p, _PHONE) for p in c.phones],
+        "consents": _consents_data(c.consents),
+        "owner": c.owner,
+        "custom": c.custom,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
+
+
+def contacts_from_rows(rows: Sequence[Row[Any]]) -> list[Contact]:
+    """Contacts from rows of `tables.contacts`."""
+    with trusted():
+        return [
+            Contact(
+                id=r.id,
+                version=r.version,
+                customer_id=r.customer_id,
+                name=r.name,
+                title=r.title,
+                roles=tuple(r.roles),
+                emails=tuple([EmailAddress(**e) for e in r.emails]),
+                phones=tuple([PhoneNumber(**p) for p in r.phones]),
+                consents=_consents(r.consents),
+                owner=r.owner,
+                custom=r.custom,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+
+_INTERACTION_COLUMNS = (
+    "id",
+    "version",
+    "customer_id",
+    "contact_id",
+    "occurred_at",
+    "owner",
+    "subject",
+    "body",
+    "outcome",
+    "duration_seconds",
+    "custom",
+    "created_at",
+    "updated_at",
+)
+
+
+def interaction_to_row(i: Interaction, tenant: str) -> dict[str, Any]:
+    """Column values for an interaction."""
+    row = {name: getattr(i, name) for name in _INTERACTION_COLUMNS}
+    row.update(tenant_id=tenant, channel=i.channel.value, direction=i.direction.value)
+    return row
+
+
+_CHANNELS = {c.value: c for c in InteractionChannel}
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
+def interactions_from_rows(rows: Sequence[Row[Any]]) -> list[Interaction]:
+    """Interactions from rows of `tables.interactions`."""
+    with trusted():
+        return [
+            Interaction(
+                channel=_CHANNELS[r.channel],
+                direction=_DIRECTIONS[r.direction],
+                **{name: getattr(r, name) for name in _INTERACTION_COLUMNS},
+            )
+            for r in rows
+        ]
+
+
+def _line_data(line: OrderLine) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "product": line.product,
+        "sku": line.sku,
+        "quantity": str(line.quantity),
+        "unit_price": str(line.unit_price.amount),
+    }
+    if line.discount is not None:
+        data["discount"] = str(line.discount.amount)
+    return data
+
+
+def _line(data: dict[str, Any], currency: str) -> OrderLine:
+    discount = data.get("discount")
+    return OrderLine(
+        product=data["product"],
+        sku=data["sku"],
+        quantity=Decimal(data["quantity"]),
+        unit_price=_trusted_money(Decimal(data["unit_price"]), currency),
+        discount=None if discount is None else _trusted_money(Decimal(discount), currency),
+    )
+
+
+def order_to_row(o: Order, tenant: str) -> dict[str, Any]:
+    """Column values for an order; the total is stored twice: exact decimal and minor units."""
+    total = o.total
+    return {
+        "tenant_id": tenant,
+        "id": o.id,
+        "version": o.version,
+        "customer_id": o.customer_id,
+        "number": o.number,
+        "ordered_at": o.ordered_at,
+        "status": o.status.value,
+        "counts": o.status.counts,
+        "channel": o.channel.value,
+        "currency": o.currency,
+        "total_amount": total.amount,
+        "total_minor": int(total.amount.scaleb(minor_units(o.currency))),
+        "discount_amount": None if o.discount is None else o.discount.amount,
+        "lines": [_line_data(line) for line in o.lines],
+        "custom": o.custom,
+        "created_at": o.created_at,
+        "updated_at": o.updated_at,
+    }
+
+
+_STATUSES = {s.value: s for s in OrderStatus}
+_SALES_CHANNELS = {c.value: c for c in SalesChannel}
+
+
+def orders_from_rows(rows: Sequence[Row[Any]]) -> list[Order]:
+    """Orders from rows of `tables.orders` (lines' amounts are in the order's currency)."""
+    with trusted():
+        return [
+            Order(
+                id=r.id,
+                version=r.version,
+                customer_id=r.customer_id,
+                number=r.number,
+                ordered_at=r.ordered_at,
+                status=_STATUSES[r.status],
+                channel=_SALES_CHANNELS[r.channel],
+                currency=r.currency,
+                discount=None if r.discount_amount is None else _trusted_money(r.discount_amount, r.currency),
+                lines=tuple([_line(line, r.currency) for line in r.lines]),
+                custom=r.custom,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+
+def _columns(table: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: table.c[name] for name in names}
+
+
+_STAMPS = ("id", "created_at", "updated_at", "version")
+CONTACT_MAPPING: SqlMapping[Contact] = SqlMapping(
+    CONTACTS,
+    tables.contacts,
+    contact_to_row,
+    contacts_from_rows,
+    SqlFields(
+        CONTACTS.fields,
+        columns=_columns(
+            tables.contacts, ("customer_id", "name", "title", "roles", "email", "phone", "owner", *_STAMPS)
+        ),
+        json={"custom": tables.contacts.c.custom},
+    ),
+)
+INTERACTION_MAPPING: SqlMapping[Interaction] = SqlMapping(
+    INTERACTIONS,
+    tables.interactions,
+    interaction_to_row,
+    interactions_from_rows,
+    SqlFields(
+        INTERACTIONS.fields,
+        columns=_columns(
+            tables.interactions,
+            (
+                "customer_id",
+                "contact_id",
+                "occurred_at",
+                "channel",
+                "direction",
+                "owner",
+                "subject",
+                "outcome",
+                "duration_seconds",
+                *_STAMPS,
+            ),
+        ),
+        json={"custom": tables.interactions.c.custom},
+    ),
+)
+_o = tables.orders.c
+ORDER_MAPPING: SqlMapping[Order] = SqlMapping(
+    ORDERS,
+    tables.orders,
+    order_to_row,
+    orders_from_rows,
+    SqlFields(
+        ORDERS.fields,
+        columns=_columns(
+            tables.orders, ("customer_id", "number", "ordered_at", "status", "channel", "currency", *_STAMPS)
+        ),
+        money={"total": (_o.total_amount, _o.currency)},
+        json={"custom": _o.custom},
+    ),
+)
+
+MAPPINGS: dict[str, SqlMapping[Any]] = {
+    m.aggregate.name: m for m in (CUSTOMER_MAPPING, CONTACT_MAPPING, INTERACTION_MAPPING, ORDER_MAPPING)
+}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -33,6 +34,8 @@ from sqlalchemy.pool import StaticPool
 
 from crmcore.clock import Clock
 from crmcore.conditions import Condition
+from crmcore.customers.interaction import Interaction
+from crmcore.customers.order import Order, OrderTotals
 from crmcore.errors import (
     AlreadyExists,
     ConcurrencyError,
@@ -41,10 +44,24 @@ from crmcore.errors import (
     StorageError,
     ValidationError,
 )
-from crmcore.events import DomainEvent, OutboxRecord, event_from_data, event_to_data
-from crmcore.storage.base import Repository, StoreCapabilities, UnitOfWork, check_tenant
+from crmcore.events import DomainEvent, EventRedacted, OutboxRecord, event_from_data, event_to_data, redacted
+from crmcore.money import Money, minor_units
+from crmcore.storage.base import (
+    InteractionRepository,
+    OrderRepository,
+    Repository,
+    StoreCapabilities,
+    UnitOfWork,
+    check_tenant,
+)
 from crmcore.storage.sql import tables
-from crmcore.storage.sql.mapping import CUSTOMER_MAPPING, SqlMapping
+from crmcore.storage.sql.mapping import (
+    CONTACT_MAPPING,
+    CUSTOMER_MAPPING,
+    INTERACTION_MAPPING,
+    ORDER_MAPPING,
+    SqlMapping,
+)
 from crmcore.storage.sql.where import compile_condition, compile_order_by
 
 __all__ = ["SqlStore", "SqlUnitOfWork", "translate_errors"]
@@ -186,6 +203,9 @@ class SqlUnitOfWork(UnitOfWork):
         super().__init__(tenant, clock, on_commit)
         self.store = store
         self.customers = SqlRepository(CUSTOMER_MAPPING, self)
+        self.contacts = SqlRepository(CONTACT_MAPPING, self)
+        self.interactions = SqlInteractionRepository(INTERACTION_MAPPING, self)
+        self.orders = SqlOrderRepository(ORDER_MAPPING, self)
         self._holds_exclusive = False
 
     def _begin(self) -> None:
@@ -266,6 +286,36 @@ class SqlUnitOfWork(UnitOfWork):
             )
             for r in rows
         ]
+
+    def _redact_events(self, aggregate_ids: list[str]) -> int:
+        o = tables.outbox.c
+        marker = EventRedacted.event_type
+        with translate_errors("redact events"):
+            rows: list[Any] = []
+            for start in range(0, len(aggregate_ids), _ID_CHUNK):
+                rows += self.conn.execute(
+                    select(
+                        o.position.label("p"), o.event_id, o.event_type, o.aggregate_id, o.occurred_at
+                    ).where(
+                        o.tenant_id == self.tenant,
+                        o.aggregate_id.in_(aggregate_ids[start : start + _ID_CHUNK]),
+                        o.event_type != marker,
+                    )
+                ).all()
+            if rows:
+                self.conn.execute(
+                    update(tables.outbox)
+                    .where(o.tenant_id == self.tenant, o.position == bindparam("p"))
+                    .values(event_type=marker, payload=bindparam("data")),
+                    [
+                        {
+                            "p": r.p,
+                            "data": redacted(r.event_id, r.event_type, r.aggregate_id, r.occurred_at),
+                        }
+                        for r in rows
+                    ],
+                )
+        return len(rows)
 
 
 class SqlRepository(Repository[T]):
@@ -405,3 +455,66 @@ class SqlRepository(Repository[T]):
             # row dict at once (memory, and garbage-collector passes over all of them).
             for start in range(0, len(objs), chunk):
                 conn.execute(statement, [to_row(o, tenant) for o in objs[start : start + chunk]])
+
+
+class SqlOrderRepository(SqlRepository[Order], OrderRepository):
+    """Orders in SQL; totals are one ``GROUP BY`` over (customer, currency) in the database."""
+
+    def _totals(self, customer_ids: list[str] | None, until: datetime | None) -> dict[str, OrderTotals]:
+        c = self.c
+        stmt = (
+            select(
+                c.customer_id,
+                c.currency,
+                func.count(),
+                func.sum(c.total_minor),
+                func.min(c.ordered_at),
+                func.max(c.ordered_at),
+            )
+            .where(self._mine(), c.counts.is_(True))
+            .group_by(c.customer_id, c.currency)
+        )
+        if until is not None:
+            stmt = stmt.where(c.ordered_at < until)
+        chunks: list[list[str] | None] = (
+            [None]
+            if customer_ids is None
+            else [customer_ids[i : i + _ID_CHUNK] for i in range(0, len(customer_ids), _ID_CHUNK)]
+        )
+        rows: list[Any] = []
+        with translate_errors(self.aggregate.name):
+            for chunk in chunks:
+                query = stmt if chunk is None else stmt.where(c.customer_id.in_(chunk))
+                rows += self.uow.conn.execute(query).all()
+        return _fold_totals(rows)
+
+
+def _fold_totals(rows: list[Any]) -> dict[str, OrderTotals]:
+    """Per-(customer, currency) rows -> one `OrderTotals` per customer."""
+    grouped: dict[str, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    out: dict[str, OrderTotals] = {}
+    for cid, parts in grouped.items():
+        parts.sort(key=lambda r: r[1])
+        out[cid] = OrderTotals(
+            customer_id=cid,
+            orders=sum(int(r[2]) for r in parts),
+            spend=tuple(Money(Decimal(int(r[3])).scaleb(-minor_units(r[1])), r[1]) for r in parts),
+            first_order_at=min(_utc(r[4]) for r in parts),
+            last_order_at=max(_utc(r[5]) for r in parts),
+        )
+    return out
+
+
+def _utc(value: Any) -> datetime:
+    """Aggregates over a UtcDateTime column skip its result processing on some dialects."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class SqlInteractionRepository(SqlRepository[Interaction], InteractionRepository):
+    """Interactions in SQL; the timeline uses the (tenant, customer, time) index."""

@@ -6,11 +6,11 @@ it, so each query of one tenant stays inside that tenant's slice of every index.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, Table
+from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, MetaData, Table
 
 from crmcore.storage.sql.types import ExactDecimal, JsonDocument, Text, UtcDateTime
 
-__all__ = ["customers", "metadata", "outbox"]
+__all__ = ["contacts", "customers", "interactions", "metadata", "orders", "outbox"]
 
 metadata = MetaData(
     naming_convention={
@@ -33,19 +33,92 @@ customers = Table(
     Column("credit_limit_amount", ExactDecimal),
     Column("credit_limit_currency", Text(3)),
     Column("birthday", Date),
+    Column("lifecycle_stage", Text(20), nullable=False),
     Column("email", Text(254), comment="primary email, for lookups"),
+    Column("phone", Text(20), comment="primary phone (E.164), for lookups"),
     Column("country", Text(2), comment="country of the primary address"),
     Column("city", Text(100), comment="city of the primary address"),
     Column("emails", JsonDocument, nullable=False),
     Column("phones", JsonDocument, nullable=False),
     Column("addresses", JsonDocument, nullable=False),
     Column("tags", JsonDocument, nullable=False),
+    Column("consents", JsonDocument, nullable=False),
     Column("custom", JsonDocument, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "tenant_id", "name"),
     Index(None, "tenant_id", "email"),
+    Index(None, "tenant_id", "phone"),
     Index(None, "tenant_id", "created_at"),
+)
+
+contacts = Table(
+    "crm_contacts",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("customer_id", Text(64), nullable=False, comment="the company the contact works for"),
+    Column("name", Text(300), nullable=False),
+    Column("title", Text(200), nullable=False),
+    Column("roles", JsonDocument, nullable=False),
+    Column("email", Text(254), comment="primary email, for lookups"),
+    Column("phone", Text(20), comment="primary phone (E.164), for lookups"),
+    Column("emails", JsonDocument, nullable=False),
+    Column("phones", JsonDocument, nullable=False),
+    Column("consents", JsonDocument, nullable=False),
+    Column("owner", Text(64)),
+    Column("custom", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "tenant_id", "customer_id"),
+    Index(None, "tenant_id", "email"),
+)
+
+interactions = Table(
+    "crm_interactions",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("customer_id", Text(64), nullable=False),
+    Column("contact_id", Text(64)),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("channel", Text(20), nullable=False),
+    Column("direction", Text(10), nullable=False),
+    Column("owner", Text(64)),
+    Column("subject", Text(300), nullable=False),
+    Column("body", Text(20_000), nullable=False),
+    Column("outcome", Text(100), nullable=False),
+    Column("duration_seconds", Integer),
+    Column("custom", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "tenant_id", "customer_id", "occurred_at"),
+)
+
+orders = Table(
+    "crm_orders",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("customer_id", Text(64), nullable=False),
+    Column("number", Text(64), nullable=False),
+    Column("ordered_at", UtcDateTime, nullable=False),
+    Column("status", Text(20), nullable=False),
+    Column("counts", Boolean, nullable=False, comment="status counts as a purchase (for aggregates)"),
+    Column("channel", Text(20), nullable=False),
+    Column("currency", Text(3), nullable=False),
+    Column("total_amount", ExactDecimal, nullable=False, comment="derived from the lines"),
+    Column("total_minor", BigInteger, nullable=False, comment="total in minor units: exact SQL sums"),
+    Column("discount_amount", ExactDecimal),
+    Column("lines", JsonDocument, nullable=False),
+    Column("custom", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "tenant_id", "customer_id", "ordered_at"),
+    Index(None, "tenant_id", "ordered_at"),
 )
 
 outbox = Table(

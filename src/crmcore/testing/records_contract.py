@@ -1,0 +1,268 @@
+"""Contract tests for the aggregates that belong to a customer: contacts, interactions, orders.
+
+Mixed into `crmcore.testing.StoreContract`; the fixtures (``crm``, ``tenant``, ``fixed``) come
+from there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crmcore.conditions import Field
+from crmcore.customers.contact import Contact
+from crmcore.customers.contact_points import PhoneNumber
+from crmcore.customers.customer import Customer, LifecycleStage
+from crmcore.customers.interaction import Interaction, InteractionChannel
+from crmcore.customers.order import Order, OrderLine, OrderStatus, order_totals
+from crmcore.errors import ConcurrencyError, NotFound, ValidationError
+from crmcore.events import CustomerCreated, EventRedacted
+from crmcore.facade import CRM
+from crmcore.ids import new_id
+from crmcore.money import Money
+from crmcore.storage.base import CUSTOMER_LINKS, Aggregate
+from crmcore.testing import strategies as cst
+
+__all__ = ["RecordsContract"]
+
+T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+_SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
+)
+
+
+def _sample(aggregate: Aggregate[Any], customer_id: str = "c0") -> Any:
+    """A small valid object of each customer-linked aggregate."""
+    if aggregate.cls is Contact:
+        return Contact(customer_id=customer_id, name="Grace Hopper", title="CTO")
+    if aggregate.cls is Interaction:
+        return Interaction(customer_id=customer_id, occurred_at=T0, channel=InteractionChannel.CALL)
+    if aggregate.cls is Order:
+        return _order(customer_id, T0, "10.00")
+    raise NotImplementedError(f"no sample for {aggregate.name}")
+
+
+def _order(customer_id: str, at: datetime, price: str, currency: str = "EUR", **kw: Any) -> Order:
+    line = OrderLine(product="Widget", quantity=Decimal(1), unit_price=Money(price, currency))
+    return Order(customer_id=customer_id, ordered_at=at, currency=currency, lines=[line], **kw)
+
+
+_LINKED = [pytest.param(a, id=a.name) for a in CUSTOMER_LINKS if a.cls in (Contact, Interaction, Order)]
+
+
+class RecordsContract:
+    """Contacts, interactions and orders: round trips, queries, timeline, totals, redaction."""
+
+    @_SETTINGS
+    @given(
+        contacts=st.lists(cst.contacts(), max_size=4),
+        interactions=st.lists(cst.interactions(), max_size=4),
+        orders=st.lists(cst.orders(), max_size=4),
+    )
+    def test_linked_records_round_trip(
+        self, crm: CRM, contacts: list[Contact], interactions: list[Interaction], orders: list[Order]
+    ) -> None:
+        """Contacts, interactions and orders come back equal, field by field, lines included."""
+        tenant = f"t-{new_id()}"
+        with crm.unit_of_work(tenant) as uow:
+            for obj in contacts:
+                uow.contacts.add(obj)
+            uow.interactions.bulk_add(interactions)
+            uow.orders.bulk_add(orders)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            assert [uow.contacts.get(c.id) for c in contacts] == contacts
+            assert sorted(uow.interactions.iter_all(), key=lambda i: i.id) == sorted(
+                interactions, key=lambda i: i.id
+            )
+            got = {o.id: o for o in uow.orders.iter_all()}
+            assert got == {o.id: o for o in orders}
+            assert all(got[o.id].total == o.total for o in orders)
+
+    @pytest.mark.parametrize("aggregate", _LINKED)
+    def test_linked_record_lifecycle(self, crm: CRM, tenant: str, aggregate: Aggregate[Any]) -> None:
+        """Each linked aggregate supports add, get, save with version check, find and delete."""
+        obj = _sample(aggregate)
+        with crm.unit_of_work(tenant) as uow:
+            repo = uow.repository(aggregate)
+            repo.add(obj)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            repo = uow.repository(aggregate)
+            first, second = repo.get(obj.id), repo.get(obj.id)
+            first.custom = {"k": 1}
+            repo.save(first)
+            with pytest.raises(ConcurrencyError):
+                repo.save(second)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            repo = uow.repository(aggregate)
+            assert repo.get(obj.id).custom == {"k": 1} and repo.get(obj.id).version == 2
+            assert [o.id for o in repo.find(Field("customer_id") == "c0")] == [obj.id]
+            assert repo.count(Field("customer_id") == "c1") == 0
+            repo.delete(obj.id)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow, pytest.raises(NotFound):
+            uow.repository(aggregate).get(obj.id)
+
+    @pytest.mark.parametrize("aggregate", _LINKED)
+    def test_linked_records_stay_in_their_tenant(
+        self, crm: CRM, tenant: str, aggregate: Aggregate[Any]
+    ) -> None:
+        """Another tenant sees none of a tenant's contacts, interactions or orders."""
+        obj = _sample(aggregate)
+        with crm.unit_of_work(tenant) as uow:
+            uow.repository(aggregate).add(obj)
+            uow.commit()
+        with crm.unit_of_work(f"{tenant}-other") as uow:
+            repo = uow.repository(aggregate)
+            assert not repo.exists(obj.id) and repo.count() == 0 and list(repo.iter_all()) == []
+            assert uow.orders.totals() == {}
+
+    @_SETTINGS
+    @given(
+        data=st.lists(cst.interactions(st.sampled_from(["c0", "c1"])), max_size=12), page=st.integers(1, 4)
+    )
+    def test_timeline_is_newest_first_and_pages_cleanly(
+        self, crm: CRM, data: list[Interaction], page: int
+    ) -> None:
+        """timeline() lists one customer's touches newest first (id breaks ties), in whole pages."""
+        tenant = f"t-{new_id()}"
+        with crm.unit_of_work(tenant) as uow:
+            uow.interactions.bulk_add(data)
+            uow.commit()
+        expected = sorted(
+            (i for i in data if i.customer_id == "c0"), key=lambda i: (i.occurred_at, i.id), reverse=True
+        )
+        since = cst.NOW - timedelta(days=30)
+        with crm.unit_of_work(tenant) as uow:
+            pages: list[Interaction] = []
+            while True:
+                got = uow.interactions.timeline("c0", limit=page, offset=len(pages))
+                pages += got
+                if len(got) < page:
+                    break
+            assert pages == expected
+            recent = uow.interactions.timeline("c0", since=since, until=cst.NOW, limit=None)
+            assert recent == [i for i in expected if since <= i.occurred_at < cst.NOW]
+
+    def test_timeline_checks_its_arguments(self, crm: CRM, tenant: str) -> None:
+        """Bad ids, naive datetimes and negative limits are refused with the field named."""
+        with crm.unit_of_work(tenant) as uow:
+            with pytest.raises(ValidationError, match="customer_id"):
+                uow.interactions.timeline("")
+            with pytest.raises(ValidationError, match="since"):
+                uow.interactions.timeline("c0", since=datetime(2026, 1, 1))
+            with pytest.raises(ValidationError, match="limit"):
+                uow.interactions.timeline("c0", limit=-1)
+
+    @_SETTINGS
+    @given(
+        data=st.lists(cst.orders(st.sampled_from(["c0", "c1", "c2"])), max_size=12),
+        until=st.none() | cst.aware_datetimes(),
+    )
+    def test_order_totals_agree_with_python(
+        self, crm: CRM, data: list[Order], until: datetime | None
+    ) -> None:
+        """totals() counts only purchases, sums exactly per currency and agrees with order_totals()."""
+        tenant = f"t-{new_id()}"
+        with crm.unit_of_work(tenant) as uow:
+            uow.orders.bulk_add(data)
+            uow.commit()
+        kept = [o for o in data if until is None or o.ordered_at < until]
+        with crm.unit_of_work(tenant) as uow:
+            assert uow.orders.totals(until=until) == order_totals(kept)
+            some = uow.orders.totals(["c1", "nobody"], until=until)
+            assert some == {k: v for k, v in order_totals(kept).items() if k == "c1"}
+
+    def test_order_totals_by_currency(self, crm: CRM, tenant: str) -> None:
+        """Spend is kept per currency, cancelled and refunded orders are left out."""
+        orders = [
+            _order("c0", T0, "10.05"),
+            _order("c0", T0 + timedelta(days=3), "0.10"),
+            _order("c0", T0 - timedelta(days=1), "1000", currency="JPY"),
+            _order("c0", T0 + timedelta(days=9), "99", status=OrderStatus.CANCELLED),
+            _order("c0", T0 + timedelta(days=9), "99", status=OrderStatus.REFUNDED),
+        ]
+        with crm.unit_of_work(tenant) as uow:
+            uow.orders.bulk_add(orders)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            totals = uow.orders.totals()["c0"]
+            assert totals.orders == 3
+            assert totals.spend == (Money("10.15", "EUR"), Money("1000", "JPY"))
+            assert totals.spend_in("EUR") == Money("10.15", "EUR") and totals.spend_in("USD").amount == 0
+            assert (totals.first_order_at, totals.last_order_at) == (
+                T0 - timedelta(days=1),
+                T0 + timedelta(days=3),
+            )
+            assert uow.orders.count(Field("total") > Money("10", "EUR")) == 3  # statuses aside
+            with pytest.raises(ValidationError, match="customer_ids"):
+                uow.orders.totals("c0")
+
+    def test_order_invariants_are_checked_before_writing(self, crm: CRM, tenant: str) -> None:
+        """An order changed into mixed currencies is refused by save, naming the bad line."""
+        order = _order("c0", T0, "10")
+        with crm.unit_of_work(tenant) as uow:
+            uow.orders.add(order)
+            order.lines = [OrderLine(product="x", unit_price=Money("1", "USD"))]
+            with pytest.raises(ValidationError, match=r"lines\[0\].unit_price"):
+                uow.orders.save(order)
+            with pytest.raises(ValidationError, match=r"\[0\].lines\[0\]"):
+                uow.orders.bulk_add([order])
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            assert uow.orders.get(order.id).currency == "EUR" and uow.orders.get(order.id).version == 1
+
+    def test_redact_events_hides_payloads_at_commit(self, crm: CRM, tenant: str) -> None:
+        """redact_events replaces the events of given aggregates by markers, only once committed."""
+        other = f"{tenant}-other"
+        for t in (tenant, other):
+            with crm.unit_of_work(t) as uow:
+                uow.record(
+                    CustomerCreated(aggregate_id="c0", occurred_at=T0, name="Secret Name"),
+                    CustomerCreated(aggregate_id="c1", occurred_at=T0, name="Kept Name"),
+                )
+                uow.commit()
+        before = crm.events_since(0, tenant=tenant)
+        with crm.unit_of_work(tenant) as uow:
+            assert uow.redact_events(["c0"]) == 1
+            # not committed: rolled back
+        assert crm.events_since(0, tenant=tenant) == before
+        with crm.unit_of_work(tenant) as uow:
+            assert uow.redact_events(["c0", "nobody"]) == 1
+            uow.commit()
+        after = crm.events_since(0, tenant=tenant)
+        assert [r.position for r in after] == [r.position for r in before]
+        marker = after[0].event
+        assert isinstance(marker, EventRedacted) and marker.original_type == "customer.created"
+        assert (marker.event_id, marker.occurred_at) == (before[0].event.event_id, T0)
+        assert "Secret" not in repr(after) and after[1] == before[1]
+        assert "Secret Name" in repr(crm.events_since(0, tenant=other))
+        with crm.unit_of_work(tenant) as uow, pytest.raises(ValidationError, match="aggregate_ids"):
+            uow.redact_events("c0")
+
+    def test_customer_links_name_every_linked_repository(self, crm: CRM, tenant: str) -> None:
+        """Every aggregate registered as customer-linked has a repository and a customer field."""
+        with crm.unit_of_work(tenant) as uow:
+            for aggregate in CUSTOMER_LINKS:
+                assert aggregate.customer_field in aggregate.fields.fields
+                assert uow.repository(aggregate).count() == 0
+
+    def test_customer_new_fields_query(self, crm: CRM, tenant: str) -> None:
+        """Lifecycle stage and the primary phone (E.164) can be queried and sorted."""
+        a = Customer(name="A", lifecycle_stage=LifecycleStage.LEAD)
+        b = Customer(name="B", phones=[PhoneNumber(number="+49 (30) 123-4567")])
+        with crm.unit_of_work(tenant) as uow:
+            uow.customers.bulk_add([a, b])
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            assert [c.name for c in uow.customers.find(Field("lifecycle_stage") == "lead")] == ["A"]
+            assert [c.name for c in uow.customers.find(Field("phone") == "+49301234567")] == ["B"]
