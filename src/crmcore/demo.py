@@ -12,8 +12,8 @@ import random
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -24,12 +24,12 @@ from sqlalchemy.engine import make_url
 
 import crmcore
 from crmcore import CRM, ConcurrencyError, Field, FixedClock, Money, NotFound, ValidationError
+from crmcore._report import Report, day, money, n, short
 from crmcore.conditions import Condition
 from crmcore.customers import Customer
 from crmcore.demo_data import COUNTRIES, DEMO_NOW, generate_customers, seeded_id
 from crmcore.events import CustomerCreated, CustomerUpdated
 from crmcore.ids import MAX_ID_LENGTH
-from crmcore.money import minor_units
 from crmcore.storage.base import check_tenant
 
 __all__ = ["DEFAULT_DB", "DEFAULT_TENANT", "DemoOptions", "Progress", "run_demo"]
@@ -100,73 +100,6 @@ class Progress:
             self.stream.flush()
 
 
-class _Report:
-    """Headed sections, aligned tables and indented code, written to ``out`` as they come."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.sections = 0
-
-    def line(self, text: str = "") -> None:
-        self.out.write(f"{text}\n".rstrip(" ") if text else "\n")
-        self.out.flush()
-
-    def title(self, text: str) -> None:
-        self.line(text)
-        self.line("=" * len(text))
-
-    def section(self, text: str) -> None:
-        self.sections += 1
-        heading = f"{self.sections}. {text}"
-        self.line()
-        self.line(heading)
-        self.line("-" * len(heading))
-
-    def table(
-        self, headers: Sequence[str], rows: Iterable[Sequence[str]], align: str, indent: int = 2
-    ) -> None:
-        """Columns aligned left (``l``) or right (``r``), one letter per column."""
-        body = [list(r) for r in rows]
-        widths = [max(len(str(x)) for x in col) for col in zip(headers, *body, strict=False)]
-
-        def fmt(cells: Sequence[str]) -> str:
-            parts = [
-                c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(cells, widths, align, strict=True)
-            ]
-            return " " * indent + "  ".join(parts).rstrip()
-
-        self.line(fmt(headers))
-        self.line(" " * indent + "  ".join("-" * w for w in widths))
-        for row in body:
-            self.line(fmt(row))
-        if not body:
-            self.line(" " * indent + "(none)")
-
-    def leader(self, label: str, value: str, note: str = "", indent: int = 2) -> None:
-        """``label ........ value  note`` with the values lined up."""
-        room = _WIDTH - indent - 14
-        dots = "." * max(2, room - len(label) - 1 - len(value))
-        self.line(f"{' ' * indent}{label} {dots} {value}{'  ' + note if note else ''}")
-
-
-def _n(value: int) -> str:
-    return f"{value:,}"
-
-
-def _money(m: Money | None) -> str:
-    if m is None:
-        return "-"
-    return f"{m.amount:,.{minor_units(m.currency)}f} {m.currency}"
-
-
-def _day(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d") if at else "-"
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "~"
-
-
 def _timed(fn: Callable[[], int]) -> tuple[int, float]:
     started = time.perf_counter()
     result = fn()
@@ -202,7 +135,7 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
             f"and tenant ids have at most {MAX_ID_LENGTH} characters",
         )
     clock = FixedClock(DEMO_NOW)
-    report = _Report(out)
+    report = Report(out)
     with crmcore.open(options.db, clock=clock) as crm:
         tenant, other = options.tenant, options.second_tenant
         report.title(f"crmcore {crmcore.__version__} demo")
@@ -211,7 +144,7 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
         report.line(
             f"Clock     FixedClock({DEMO_NOW:%Y-%m-%d %H:%M} UTC): same report every run (timings aside)"
         )
-        report.line(f"Data      {_n(options.customers)} synthetic customers from seed {options.seed}")
+        report.line(f"Data      {n(options.customers)} synthetic customers from seed {options.seed}")
 
         removed = crm.purge_tenant(tenant) + crm.purge_tenant(other)
         _load(crm, options, report, err, removed)
@@ -232,7 +165,7 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
         _next_steps(crm, options, report)
 
 
-def _load(crm: CRM, options: DemoOptions, report: _Report, err: TextIO, removed: int) -> None:
+def _load(crm: CRM, options: DemoOptions, report: Report, err: TextIO, removed: int) -> None:
     progress = Progress("Loading customers", options.customers, err)
     progress.update(0)
     generating = inserting = 0.0
@@ -272,18 +205,18 @@ def _load(crm: CRM, options: DemoOptions, report: _Report, err: TextIO, removed:
     total = generating + inserting + committing
     report.section("Load: one unit of work, all or nothing")
     if removed:
-        report.line(f"  purge_tenant() removed {_n(removed)} rows left by an earlier run.")
+        report.line(f"  purge_tenant() removed {n(removed)} rows left by an earlier run.")
     report.table(
         ["step", "what", "seconds"],
         [
-            ["generate", f"{_n(loaded)} customers (seeded random.Random)", f"{generating:.2f}"],
+            ["generate", f"{n(loaded)} customers (seeded random.Random)", f"{generating:.2f}"],
             ["insert", f"uow.customers.bulk_add() x {batches} batches + uow.record()", f"{inserting:.2f}"],
-            ["commit", f"{_n(loaded)} rows and {_n(loaded)} CustomerCreated events", f"{committing:.2f}"],
+            ["commit", f"{n(loaded)} rows and {n(loaded)} CustomerCreated events", f"{committing:.2f}"],
             ["total", f"{loaded / total:,.0f} customers per second" if total else "", f"{total:.2f}"],
         ],
         "llr",
     )
-    report.line(f"  Loaded {_n(loaded)} customers into tenant {options.tenant!r}.")
+    report.line(f"  Loaded {n(loaded)} customers into tenant {options.tenant!r}.")
 
 
 def _event_ids(seed: int) -> Iterator[str]:
@@ -300,7 +233,7 @@ def _second_tenant(crm: CRM, options: DemoOptions) -> None:
         uow.commit()
 
 
-def _data_set(crm: CRM, tenant: str, report: _Report) -> None:
+def _data_set(crm: CRM, tenant: str, report: Report) -> None:
     report.section("The data set")
     totals: dict[str, Money] = {}
     streamed = 0
@@ -317,26 +250,26 @@ def _data_set(crm: CRM, tenant: str, report: _Report) -> None:
             rows.append(
                 [
                     country.code,
-                    _n(repo.count(here)),
-                    _n(repo.count(here & (Field("kind") == "company"))),
-                    _n(repo.count(here & Field("tags").contains("vip"))),
-                    _n(repo.count(here & Field("tags").contains("newsletter"))),
-                    _money(totals.get(country.code)),
+                    n(repo.count(here)),
+                    n(repo.count(here & (Field("kind") == "company"))),
+                    n(repo.count(here & Field("tags").contains("vip"))),
+                    n(repo.count(here & Field("tags").contains("newsletter"))),
+                    money(totals.get(country.code)),
                 ]
             )
         rows.append(
             [
                 "all",
-                _n(repo.count()),
-                _n(repo.count(Field("kind") == "company")),
-                _n(repo.count(Field("tags").contains("vip"))),
-                _n(repo.count(Field("tags").contains("newsletter"))),
+                n(repo.count()),
+                n(repo.count(Field("kind") == "company")),
+                n(repo.count(Field("tags").contains("vip"))),
+                n(repo.count(Field("tags").contains("newsletter"))),
                 "(one currency per country)",
             ]
         )
     report.table(["country", "customers", "companies", "vip", "newsletter", "credit limits"], rows, "lrrrrr")
     report.line("  Counts come from uow.customers.count(where); the credit limit totals from one pass")
-    report.line(f"  of uow.customers.iter_all(batch_size={_BATCH}) over all {_n(streamed)} customers,")
+    report.line(f"  of uow.customers.iter_all(batch_size={_BATCH}) over all {n(streamed)} customers,")
     report.line("  added up as Money (amounts in different currencies are never mixed).")
 
 
@@ -389,14 +322,14 @@ _QUERIES: list[tuple[str, str, Condition]] = [
 ]
 
 
-def _counting(crm: CRM, tenant: str, report: _Report) -> None:
+def _counting(crm: CRM, tenant: str, report: Report) -> None:
     report.section("Counting with the condition language")
     report.line("  uow.customers.count(where) for each question; the number is how many match.")
     report.line()
     with crm.unit_of_work(tenant) as uow:
         for question, code, condition in _QUERIES:
             count, ms = _timed(lambda c=condition: uow.customers.count(c))  # type: ignore[misc]
-            report.leader(question, _n(count), f"{ms:6.1f} ms")
+            report.leader(question, n(count), f"{ms:6.1f} ms")
             for code_line in code.splitlines():
                 report.line(f"      {code_line}")
 
@@ -404,18 +337,18 @@ def _counting(crm: CRM, tenant: str, report: _Report) -> None:
 def _customer_rows(customers: Sequence[Customer]) -> list[list[str]]:
     return [
         [
-            _short(c.name, 30),
+            short(c.name, 30),
             c.kind.value,
             f"{c.city}, {c.country}",
             str(c.custom.get("tier", "-")),
-            _day(c.created_at),
+            day(c.created_at),
             c.owner or "-",
         ]
         for c in customers
     ]
 
 
-def _finding(crm: CRM, tenant: str, report: _Report) -> None:
+def _finding(crm: CRM, tenant: str, report: Report) -> None:
     report.section("Finding, ordering and paging")
     headers = ["name", "kind", "city", "tier", "joined", "owner"]
     with crm.unit_of_work(tenant) as uow:
@@ -450,14 +383,14 @@ def _finding(crm: CRM, tenant: str, report: _Report) -> None:
         report.table(headers, _customer_rows(unowned), "llllll", indent=4)
 
 
-def _tenancy(crm: CRM, options: DemoOptions, report: _Report) -> None:
+def _tenancy(crm: CRM, options: DemoOptions, report: Report) -> None:
     report.section("Tenants: every unit of work sees one tenant only")
     tenant, other = options.tenant, options.second_tenant
     rows = []
     for name in (tenant, other):
         with crm.unit_of_work(name) as uow:
             customers = uow.customers.count()
-        rows.append([name, _n(customers), _n(len(_all_events(crm, name)))])
+        rows.append([name, n(customers), n(len(_all_events(crm, name)))])
     report.table(["tenant", "customers", "outbox events"], rows, "lrr")
     with crm.unit_of_work(tenant) as uow:
         someone = uow.customers.find(order_by=["created_at"], limit=1)[0]
@@ -496,7 +429,7 @@ class _Timeline:
 
 
 def _concurrency(
-    crm: CRM, tenant: str, clock: FixedClock, received: list[CustomerUpdated], report: _Report
+    crm: CRM, tenant: str, clock: FixedClock, received: list[CustomerUpdated], report: Report
 ) -> _Timeline:
     report.section("Optimistic concurrency: no update is lost")
     timeline = _Timeline()
@@ -531,7 +464,7 @@ def _concurrency(
     rows = [
         [
             "Alice",
-            f"credit limit {_money(old_limit)} -> {_money(new_limit)}",
+            f"credit limit {money(old_limit)} -> {money(new_limit)}",
             "saved",
             f"v{alice_copy.version}",
         ]
@@ -577,7 +510,7 @@ def _concurrency(
         "after Bob's retry"
     )
     report.line(
-        f"  version {final.version} has both changes: credit limit {_money(final.credit_limit)}, "
+        f"  version {final.version} has both changes: credit limit {money(final.credit_limit)}, "
         f"tags {', '.join(final.tags)}."
     )
     return timeline
@@ -590,7 +523,7 @@ def _scale(currency: str) -> int:
     return 1
 
 
-def _event_bus(received: list[CustomerUpdated], timeline: _Timeline, report: _Report) -> None:
+def _event_bus(received: list[CustomerUpdated], timeline: _Timeline, report: Report) -> None:
     report.section("Event bus: delivered after commit, never before")
     report.line("  crm.bus.subscribe(CustomerUpdated, handler) was called before the race;")
     report.line("  how many events the handler had received at each moment:")
@@ -616,7 +549,7 @@ def _event_bus(received: list[CustomerUpdated], timeline: _Timeline, report: _Re
     )
 
 
-def _outbox(crm: CRM, tenant: str, before_race: int, report: _Report) -> None:
+def _outbox(crm: CRM, tenant: str, before_race: int, report: Report) -> None:
     report.section("Outbox: every committed event, in order, for other processes")
     pages: list[int] = []
     position = 0
@@ -626,17 +559,17 @@ def _outbox(crm: CRM, tenant: str, before_race: int, report: _Report) -> None:
         by_type.update(r.event.event_type for r in batch)
         position = batch[-1].position
     report.line(f"  Paging with crm.events_since(position, limit=1000, tenant={tenant!r}):")
-    report.line(f"  {len(pages)} pages ({' + '.join(_n(p) for p in pages)}) = {_n(sum(pages))} events.")
-    report.table(["event_type", "events"], [[k, _n(v)] for k, v in sorted(by_type.items())], "lr", indent=4)
+    report.line(f"  {len(pages)} pages ({' + '.join(n(p) for p in pages)}) = {n(sum(pages))} events.")
+    report.table(["event_type", "events"], [[k, n(v)] for k, v in sorted(by_type.items())], "lr", indent=4)
     report.line()
     new = crm.events_since(before_race, tenant=tenant)
-    report.line(f"  A consumer that had read up to position {_n(before_race)} before the race asks")
+    report.line(f"  A consumer that had read up to position {n(before_race)} before the race asks")
     report.line(f"  crm.events_since({before_race}) and gets just the {len(new)} new events:")
     report.table(
         ["position", "event_type", "aggregate_id", "occurred_at"],
         [
             [
-                _n(r.position),
+                n(r.position),
                 r.event.event_type,
                 r.event.aggregate_id,
                 f"{r.event.occurred_at:%Y-%m-%d %H:%M}",
@@ -648,7 +581,7 @@ def _outbox(crm: CRM, tenant: str, before_race: int, report: _Report) -> None:
     )
 
 
-def _next_steps(crm: CRM, options: DemoOptions, report: _Report) -> None:
+def _next_steps(crm: CRM, options: DemoOptions, report: Report) -> None:
     report.section("Next steps")
     if crm.capabilities.durable:
         with crm.unit_of_work(options.tenant) as uow:

@@ -14,7 +14,21 @@ from decimal import Decimal
 
 import attrs
 
-from crmcore.customers import Address, Customer, CustomerKind, EmailAddress, PhoneNumber
+from crmcore.customers import (
+    Address,
+    Contact,
+    Customer,
+    CustomerKind,
+    Direction,
+    EmailAddress,
+    Interaction,
+    InteractionChannel,
+    Order,
+    OrderLine,
+    OrderStatus,
+    PhoneNumber,
+    SalesChannel,
+)
 from crmcore.ids import ulid
 from crmcore.money import Money, minor_units
 
@@ -22,10 +36,13 @@ __all__ = [
     "COUNTRIES",
     "Country",
     "DEMO_NOW",
+    "History",
     "INDUSTRIES",
+    "PRODUCTS",
     "SALES_REPS",
     "TIERS",
     "generate_customers",
+    "generate_history",
     "seeded_id",
 ]
 
@@ -489,3 +506,172 @@ def generate_customers(count: int, *, seed: int = 42, now: datetime = DEMO_NOW) 
             created_at=created_at,
             updated_at=updated_at.replace(microsecond=0),
         )
+
+
+PRODUCTS: tuple[tuple[str, str, int], ...] = (
+    ("SKU-STARTER", "Starter plan (month)", 29),
+    ("SKU-TEAM", "Team plan (month)", 99),
+    ("SKU-BUSINESS", "Business plan (month)", 299),
+    ("SKU-SEATS", "Extra seat", 12),
+    ("SKU-ONBOARD", "Onboarding package", 450),
+    ("SKU-TRAIN", "Training day", 900),
+    ("SKU-SUPPORT", "Premium support (year)", 1200),
+    ("SKU-API", "API call pack", 49),
+    ("SKU-STORAGE", "Storage add-on (100 GB)", 19),
+    ("SKU-AUDIT", "Security audit", 2500),
+)
+"""(sku, product, price in euros): the demo shop's catalogue; prices scale to local currency."""
+
+_COUNTRY_BY_CODE = {c.code: c for c in COUNTRIES}
+_ROLES = ("decision maker", "billing", "technical", "champion", "procurement")
+_TITLES = ("CEO", "CFO", "Head of IT", "Office Manager", "Buyer", "Operations Lead", "Developer")
+_SUBJECTS = {
+    InteractionChannel.CALL: ("Intro call", "Renewal call", "Follow-up call", "Support call"),
+    InteractionChannel.EMAIL: ("Quote sent", "Newsletter reply", "Invoice question", "Product update"),
+    InteractionChannel.MEETING: ("Quarterly review", "Demo meeting", "Onsite workshop"),
+    InteractionChannel.CHAT: ("Chat: pricing", "Chat: login help", "Chat: feature question"),
+    InteractionChannel.SMS: ("Delivery notice", "Appointment reminder"),
+    InteractionChannel.SOCIAL: ("Mentioned us on LinkedIn", "Replied to a post"),
+    InteractionChannel.WEB_VISIT: ("Visited pricing page", "Visited docs", "Downloaded whitepaper"),
+    InteractionChannel.IN_STORE: ("Store visit", "Event booth visit"),
+}
+_CHANNEL_WEIGHTS = (20, 30, 8, 12, 4, 5, 18, 3)
+_OUTCOMES = ("", "interested", "no answer", "meeting booked", "resolved", "not now")
+
+
+@attrs.frozen
+class History:
+    """What happened with the generated customers: contacts, interactions and orders."""
+
+    contacts: tuple[Contact, ...]
+    interactions: tuple[Interaction, ...]
+    orders: tuple[Order, ...]
+
+
+def _local_price(euros: int, country: Country) -> Money:
+    """A catalogue price in local currency, charm-priced (99 -> 98.99) where cents exist."""
+    amount = Decimal(euros * country.credit_scale)
+    if minor_units(country.currency):
+        amount -= Decimal("0.01")
+    return Money(amount, country.currency)
+
+
+def _times(rng: random.Random, start: datetime, end: datetime, per_year: float) -> list[datetime]:
+    """Arrival times of a Poisson process with ``per_year`` events a year between two instants."""
+    out: list[datetime] = []
+    at = start
+    while per_year > 0:
+        at += timedelta(days=rng.expovariate(per_year / 365.0))
+        if at >= end:
+            break
+        out.append(at.replace(microsecond=0))
+    return out
+
+
+def generate_history(customers: list[Customer], *, seed: int = 42, now: datetime = DEMO_NOW) -> History:
+    """Contacts, interactions and orders for ``customers``, reproducible for the same seed.
+
+    Each customer buys at their own rate (gamma-distributed across customers) until they drop
+    out, as in the BG/NBD model: some buy once, some steadily, some stop. Companies get one to
+    four contacts; everyone gets touches on several channels. Order ids are time-ordered ULIDs.
+    """
+    rng = random.Random(f"history-{seed}")
+    contacts: list[Contact] = []
+    interactions: list[Interaction] = []
+    orders: list[Order] = []
+    channels = list(InteractionChannel)
+    for customer in customers:
+        country = _COUNTRY_BY_CODE.get(customer.country or "", COUNTRIES[0])
+        joined = customer.created_at or now - _SPAN
+        company = customer.kind is CustomerKind.COMPANY
+        if company:
+            for _ in range(rng.choice((1, 1, 2, 2, 3, 4))):
+                first, last = rng.choice(country.first_names), rng.choice(country.last_names)
+                domain = customer.primary_email.split("@")[1] if customer.primary_email else "example.com"
+                contacts.append(
+                    Contact(
+                        id=seeded_id(joined, rng),
+                        customer_id=customer.id,
+                        name=f"{first} {last}",
+                        title=rng.choice(_TITLES),
+                        roles=rng.sample(_ROLES, rng.choice((0, 1, 1, 2))),
+                        emails=[
+                            EmailAddress(address=f"{_ascii(first)}.{_slug(last).replace('-', '')}@{domain}")
+                        ],
+                        owner=customer.owner,
+                        created_at=joined,
+                        updated_at=joined,
+                    )
+                )
+        # Buying: a rate per year and a chance to drop out after each purchase.
+        rate = rng.gammavariate(1.2, 2.5) * (2.0 if company else 1.0)
+        dropout = rng.betavariate(1.0, 3.0)
+        bought: list[datetime] = []
+        first_order = joined + timedelta(days=rng.expovariate(1 / 20))
+        if first_order < now and rng.random() < 0.85:
+            bought.append(first_order.replace(microsecond=0))
+            while rng.random() > dropout:
+                nxt = _times(rng, bought[-1], now, rate)[:1]
+                if not nxt:
+                    break
+                bought.append(nxt[0])
+        for at in bought:
+            lines = []
+            for sku, product, euros in rng.sample(PRODUCTS, rng.choice((1, 1, 1, 2, 3))):
+                quantity = Decimal(
+                    rng.choice((1, 1, 1, 2, 3, 5, 10)) if sku in ("SKU-SEATS", "SKU-API") else 1
+                )
+                lines.append(
+                    OrderLine(
+                        sku=sku, product=product, quantity=quantity, unit_price=_local_price(euros, country)
+                    )
+                )
+            roll = rng.random()
+            status = (
+                OrderStatus.CANCELLED
+                if roll < 0.03
+                else OrderStatus.REFUNDED
+                if roll < 0.05
+                else OrderStatus.PAID
+                if at > now - timedelta(days=7)
+                else OrderStatus.FULFILLED
+            )
+            orders.append(
+                Order(
+                    id=seeded_id(at, rng),
+                    customer_id=customer.id,
+                    ordered_at=at,
+                    currency=country.currency,
+                    lines=lines,
+                    number=f"{country.code}-{at:%y%m}-{rng.randrange(100000):05d}",
+                    status=status,
+                    channel=rng.choices(list(SalesChannel), (60, 10, 10, 12, 6, 2))[0],
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+        # Touches: a few a year, more for companies and VIPs.
+        touches = 2.0 + (3.0 if company else 0.0) + (4.0 if "vip" in customer.tags else 0.0)
+        for at in _times(rng, joined, now, touches):
+            channel = rng.choices(channels, _CHANNEL_WEIGHTS)[0]
+            inbound = (
+                channel in (InteractionChannel.WEB_VISIT, InteractionChannel.IN_STORE) or rng.random() < 0.4
+            )
+            interactions.append(
+                Interaction(
+                    id=seeded_id(at, rng),
+                    customer_id=customer.id,
+                    occurred_at=at,
+                    channel=channel,
+                    direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+                    owner=None if inbound else customer.owner,
+                    subject=rng.choice(_SUBJECTS[channel]),
+                    outcome=rng.choice(_OUTCOMES),
+                    duration_seconds=rng.randrange(60, 3600)
+                    if channel in (InteractionChannel.CALL, InteractionChannel.MEETING)
+                    else None,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+    return History(tuple(contacts), tuple(interactions), tuple(orders))
