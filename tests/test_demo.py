@@ -34,13 +34,21 @@ def section(report: str, number: int) -> str:
     return match.group(0)
 
 
+def titled(report: str, title: str) -> str:
+    """The text of the section headed ``title`` (up to the next heading)."""
+    match = re.search(rf"^\d+\. {re.escape(title)}\n.*?(?=^\d+\. |\Z)", report, re.S | re.M)
+    assert match, f"no section {title!r} in the report"
+    return match.group(0)
+
+
 def without_timings(report: str) -> str:
     """Sections 2 to 8 with query timings and outbox positions cut: the same on every store and run.
 
     Outbox positions are never reused, so a second run's events come after the first run's.
     """
-    body = report[report.index("2. The data set") : report.index("9. Next steps")]
+    body = report[report.index("2. The data set") : report.index(titled(report, "Next steps"))]
     body = re.sub(r"\s+\d+\.\d ms$", "", body, flags=re.M)
+    body = re.sub(r" in \d+\.\d\d s\.$", " in N s.", body, flags=re.M)
     body = re.sub(r"(position |events_since\()[\d,]+", r"\1N", body)
     return re.sub(r"^(\s+)[\d,]+(  customer\.)", r"\1N\2", body, flags=re.M)
 
@@ -54,8 +62,15 @@ def test_demo_runs_twice_on_a_sqlite_file(tmp_path: Path, capsys: pytest.Capture
     assert "removed" not in section(first, 1)
     code, second, err = run(capsys, "demo", "--db", f"sqlite:///{db}", "--customers", str(N))
     assert code == 0, err
-    # 120 customers and 122 events in 'demo', 5 customers and 5 events in 'demo-acme'.
-    assert f"purge_tenant() removed {N + N + 2 + 5 + 5} rows left by an earlier run" in section(second, 1)
+    # 120 customers and 122 events in 'demo', 5 customers and 5 events in 'demo-acme', plus history.
+    history = titled(first, "Customer history: contacts, interactions, orders")
+    linked = sum(
+        int(re.search(rf"^  {kind}.*? ([\d,]+)$", history, re.M).group(1).replace(",", ""))  # type: ignore[union-attr]
+        for kind in ("contacts", "interactions", "orders")
+    )
+    assert linked > N
+    removed = f"{N + N + 2 + 5 + 5 + linked:,}"
+    assert f"purge_tenant() removed {removed} rows left by an earlier run" in section(second, 1)
     assert without_timings(first) == without_timings(second)
 
 
@@ -102,8 +117,17 @@ def test_report_numbers_are_consistent(tmp_path: Path, capsys: pytest.CaptureFix
         assert uow.customers.count(Field("kind") == "company") == companies
         assert uow.customers.count(Field("tags").contains("vip")) == vips
         assert uow.customers.count(Field("tags").contains("newsletter")) == newsletter
-        assert f"    {vips}\n" in section(report, 9)  # the count the "explore" snippet promises
+        assert f"    {vips}\n" in titled(report, "Next steps")  # the count the "explore" snippet promises
         assert uow.customers.count(Field("tags").contains("key-account")) == 1
+
+        view = titled(report, "A 360-degree view")
+        customer_id = re.search(r"customer_view\(uow, '([^']+)'", view).group(1)  # type: ignore[union-attr]
+        totals = uow.orders.totals([customer_id])[customer_id]
+        assert totals.orders == max(t.orders for t in uow.orders.totals().values())
+        assert re.search(rf"orders \(purchases\) \.+ {totals.orders}$", view, re.M)
+        history = titled(report, "Customer history: contacts, interactions, orders")
+        assert re.search(rf"^  orders \.+ {uow.orders.count():,}$", history, re.M)
+        assert re.search(rf"^  interactions \.+ {uow.interactions.count():,}$", history, re.M)
 
 
 def test_memory_and_sqlite_give_the_same_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,7 +139,7 @@ def test_memory_and_sqlite_give_the_same_report(tmp_path: Path, capsys: pytest.C
     )
     assert code == 0, err
     assert without_timings(on_memory) == without_timings(on_sqlite)
-    assert "run with --db sqlite:///crm-demo.db to keep the data" in section(on_memory, 9)
+    assert "run with --db sqlite:///crm-demo.db to keep the data" in titled(on_memory, "Next steps")
 
 
 def test_in_memory_sqlite_runs_without_waiting(capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 import crmcore
 from crmcore import CRM, ConcurrencyError, Field, FixedClock, Money, NotFound, ValidationError
+from crmcore._demo_customers import history_section, view_section
 from crmcore._report import Report, day, money, n, short
 from crmcore.conditions import Condition
 from crmcore.customers import Customer
@@ -162,6 +163,10 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
             unsubscribe()
         _event_bus(received, timeline, report)
         _outbox(crm, tenant, before_race, report)
+        with crm.unit_of_work(tenant) as uow:
+            customers = list(uow.customers.iter_all())
+        history_section(crm, tenant, customers, options.seed, report)
+        view_section(crm, tenant, report)
         _next_steps(crm, options, report)
 
 

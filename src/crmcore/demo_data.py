@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import attrs
+import phonenumbers
 
 from crmcore.customers import (
     Address,
@@ -28,6 +29,7 @@ from crmcore.customers import (
     OrderStatus,
     PhoneNumber,
     SalesChannel,
+    phone_region,
 )
 from crmcore.ids import ulid
 from crmcore.money import Money, minor_units
@@ -43,6 +45,7 @@ __all__ = [
     "TIERS",
     "generate_customers",
     "generate_history",
+    "seed_duplicates",
     "seeded_id",
 ]
 
@@ -675,3 +678,64 @@ def generate_history(customers: list[Customer], *, seed: int = 42, now: datetime
                 )
             )
     return History(tuple(contacts), tuple(interactions), tuple(orders))
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    """One slip of the keyboard: a swapped, dropped or doubled letter inside a word."""
+    spots = [i for i in range(1, len(text) - 1) if text[i].isalpha() and text[i + 1].isalpha()]
+    if not spots:
+        return text
+    i = rng.choice(spots)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    if kind == 1:
+        return text[:i] + text[i + 1 :]
+    return text[:i] + text[i] + text[i:]
+
+
+def seed_duplicates(
+    customers: list[Customer], count: int, *, seed: int = 42, now: datetime = DEMO_NOW
+) -> list[tuple[Customer, Customer]]:
+    """``count`` (original, re-entered copy) pairs: the same person or firm typed in again later.
+
+    Copies get a new id and a later ``created_at``, and one or two of: a typo in the name, the
+    phone typed in national format (the same number once normalized), the email in another case
+    or missing, a different phone. Reproducible for the same seed.
+    """
+    rng = random.Random(f"duplicates-{seed}")
+    pairs: list[tuple[Customer, Customer]] = []
+    for original in rng.sample(customers, min(count, len(customers))):
+        joined = (original.created_at or now) + (now - (original.created_at or now)) * rng.random()
+        changes = rng.sample(("typo", "phone", "email", "new_phone"), rng.choice((1, 2)))
+        name = _typo(original.name, rng) if "typo" in changes else original.name
+        emails = original.emails
+        if "email" in changes and emails:
+            emails = (
+                () if rng.random() < 0.3 else (attrs.evolve(emails[0], address=emails[0].address.upper()),)
+            )
+        phones = original.phones
+        country = _COUNTRY_BY_CODE.get(original.country or "", COUNTRIES[0])
+        if "phone" in changes and phones:
+            # typed the local way ("030 1234567"): normalization makes it the same E.164 number
+            parsed = phonenumbers.parse(phones[0].number)
+            national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+            with phone_region(country.code):
+                phones = (PhoneNumber(number=national, label=phones[0].label),)
+        if "new_phone" in changes:
+            phones = (PhoneNumber(number=_phone(country, rng), label="mobile"),)
+        copy = Customer(
+            id=seeded_id(joined, rng),
+            name=name,
+            kind=original.kind,
+            emails=emails,
+            phones=phones,
+            addresses=original.addresses,
+            tags=("imported",),
+            currency=original.currency,
+            custom={"source": "trade fair list"},
+            created_at=joined.replace(microsecond=0),
+            updated_at=joined.replace(microsecond=0),
+        )
+        pairs.append((original, copy))
+    return pairs
