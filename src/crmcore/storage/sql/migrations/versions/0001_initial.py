@@ -1,0 +1,165 @@
+"""crmcore's tables as of its first release.
+
+Tables: crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox.
+
+Revision ID: 0001
+Revises: (none)
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from crmcore.storage.sql import types as crm_types
+
+revision = "0001"
+down_revision: str | None = None
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    """Create every table, with its indexes (primary keys and indexes named by the naming convention)."""
+    op.create_table(
+        "crm_contacts",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column(
+            "customer_id", crm_types.Text(64), nullable=False, comment="the company the contact works for"
+        ),
+        sa.Column("name", crm_types.Text(300), nullable=False),
+        sa.Column("title", crm_types.Text(200), nullable=False),
+        sa.Column("roles", crm_types.JsonDocument, nullable=False),
+        sa.Column("email", crm_types.Text(254), nullable=True, comment="primary email, for lookups"),
+        sa.Column("phone", crm_types.Text(20), nullable=True, comment="primary phone (E.164), for lookups"),
+        sa.Column("emails", crm_types.JsonDocument, nullable=False),
+        sa.Column("phones", crm_types.JsonDocument, nullable=False),
+        sa.Column("consents", crm_types.JsonDocument, nullable=False),
+        sa.Column("owner", crm_types.Text(64), nullable=True),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_contacts")),
+    )
+    op.create_index(
+        op.f("ix_crm_contacts_tenant_id_customer_id"), "crm_contacts", ["tenant_id", "customer_id"]
+    )
+    op.create_index(op.f("ix_crm_contacts_tenant_id_email"), "crm_contacts", ["tenant_id", "email"])
+    op.create_table(
+        "crm_customers",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("kind", crm_types.Text(16), nullable=False),
+        sa.Column("name", crm_types.Text(300), nullable=False),
+        sa.Column("owner", crm_types.Text(64), nullable=True),
+        sa.Column("currency", crm_types.Text(3), nullable=True),
+        sa.Column("credit_limit_amount", crm_types.ExactDecimal(), nullable=True),
+        sa.Column("credit_limit_currency", crm_types.Text(3), nullable=True),
+        sa.Column("birthday", sa.Date(), nullable=True),
+        sa.Column("lifecycle_stage", crm_types.Text(20), nullable=False),
+        sa.Column("email", crm_types.Text(254), nullable=True, comment="primary email, for lookups"),
+        sa.Column("phone", crm_types.Text(20), nullable=True, comment="primary phone (E.164), for lookups"),
+        sa.Column("country", crm_types.Text(2), nullable=True, comment="country of the primary address"),
+        sa.Column("city", crm_types.Text(100), nullable=True, comment="city of the primary address"),
+        sa.Column("emails", crm_types.JsonDocument, nullable=False),
+        sa.Column("phones", crm_types.JsonDocument, nullable=False),
+        sa.Column("addresses", crm_types.JsonDocument, nullable=False),
+        sa.Column("tags", crm_types.JsonDocument, nullable=False),
+        sa.Column("consents", crm_types.JsonDocument, nullable=False),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_customers")),
+    )
+    op.create_index(
+        op.f("ix_crm_customers_tenant_id_created_at"), "crm_customers", ["tenant_id", "created_at"]
+    )
+    op.create_index(op.f("ix_crm_customers_tenant_id_email"), "crm_customers", ["tenant_id", "email"])
+    op.create_index(op.f("ix_crm_customers_tenant_id_name"), "crm_customers", ["tenant_id", "name"])
+    op.create_index(op.f("ix_crm_customers_tenant_id_phone"), "crm_customers", ["tenant_id", "phone"])
+    op.create_table(
+        "crm_interactions",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("customer_id", crm_types.Text(64), nullable=False),
+        sa.Column("contact_id", crm_types.Text(64), nullable=True),
+        sa.Column("occurred_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("channel", crm_types.Text(20), nullable=False),
+        sa.Column("direction", crm_types.Text(10), nullable=False),
+        sa.Column("owner", crm_types.Text(64), nullable=True),
+        sa.Column("subject", crm_types.Text(300), nullable=False),
+        sa.Column("body", crm_types.Text(20000), nullable=False),
+        sa.Column("outcome", crm_types.Text(100), nullable=False),
+        sa.Column("duration_seconds", sa.Integer(), nullable=True),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_interactions")),
+    )
+    op.create_index(
+        op.f("ix_crm_interactions_tenant_id_customer_id_occurred_at"),
+        "crm_interactions",
+        ["tenant_id", "customer_id", "occurred_at"],
+    )
+    op.create_table(
+        "crm_orders",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("customer_id", crm_types.Text(64), nullable=False),
+        sa.Column("number", crm_types.Text(64), nullable=False),
+        sa.Column("ordered_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("status", crm_types.Text(20), nullable=False),
+        sa.Column(
+            "counts", sa.Boolean(), nullable=False, comment="status counts as a purchase (for aggregates)"
+        ),
+        sa.Column("channel", crm_types.Text(20), nullable=False),
+        sa.Column("currency", crm_types.Text(3), nullable=False),
+        sa.Column("total_amount", crm_types.ExactDecimal(), nullable=False, comment="derived from the lines"),
+        sa.Column(
+            "total_minor", sa.BigInteger(), nullable=False, comment="total in minor units: exact SQL sums"
+        ),
+        sa.Column("discount_amount", crm_types.ExactDecimal(), nullable=True),
+        sa.Column("lines", crm_types.JsonDocument, nullable=False),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_orders")),
+    )
+    op.create_index(
+        op.f("ix_crm_orders_tenant_id_customer_id_ordered_at"),
+        "crm_orders",
+        ["tenant_id", "customer_id", "ordered_at"],
+    )
+    op.create_index(op.f("ix_crm_orders_tenant_id_ordered_at"), "crm_orders", ["tenant_id", "ordered_at"])
+    op.create_table(
+        "crm_outbox",
+        sa.Column(
+            "position",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("event_id", crm_types.Text(64), nullable=False),
+        sa.Column("event_type", crm_types.Text(100), nullable=False),
+        sa.Column("aggregate_id", crm_types.Text(64), nullable=False),
+        sa.Column("occurred_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("payload", crm_types.JsonDocument, nullable=False),
+        sa.PrimaryKeyConstraint("position", name=op.f("pk_crm_outbox")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(op.f("ix_crm_outbox_tenant_id_position"), "crm_outbox", ["tenant_id", "position"])
+
+
+def downgrade() -> None:
+    """Drop every table, with all data."""
+    op.drop_table("crm_outbox")
+    op.drop_table("crm_orders")
+    op.drop_table("crm_interactions")
+    op.drop_table("crm_customers")
+    op.drop_table("crm_contacts")
