@@ -1,4 +1,4 @@
-"""The ``crmcore`` command line (also ``python -m crmcore``): ``crmcore demo`` and ``--version``."""
+"""The ``crmcore`` command line (also ``python -m crmcore``): ``demo``, ``migrate`` and ``--version``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,17 @@ examples:
   python -m crmcore demo --customers 20000 --seed 7
   python -m crmcore demo --db memory://                  # nothing written to disk
   python -m crmcore demo --db postgresql://postgres@127.0.0.1:5432/test"""
+
+_MIGRATE_DESCRIPTION = """\
+Create or upgrade crmcore's tables in a SQL database with the migrations shipped in this version
+of crmcore. The revision is kept in the table crm_alembic_version; other tables are not touched.
+With --check, nothing is changed: the command reports the revision and how the tables differ from
+what this version expects, and exits 1 unless they match."""
+
+_MIGRATE_EPILOG = """\
+examples:
+  python -m crmcore migrate --db sqlite:///crm.db
+  python -m crmcore migrate --db postgresql://app@db.example.com/crm --check"""
 
 
 def _positive(text: str) -> int:
@@ -85,7 +96,59 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help=f"tenant to load into; it is emptied first (default: {DEFAULT_TENANT})",
     )
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade crmcore's tables in a SQL database",
+        description=_MIGRATE_DESCRIPTION,
+        epilog=_MIGRATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    migrate.add_argument(
+        "--db", required=True, metavar="URL", help="database URL: sqlite:///FILE or postgresql://..."
+    )
+    migrate.add_argument(
+        "--revision", default="head", metavar="REV", help="revision to upgrade to (default: head, the newest)"
+    )
+    migrate.add_argument("--check", action="store_true", help="change nothing; exit 1 unless up to date")
     return parser
+
+
+def _migrate(db: str, revision: str, check_only: bool) -> int:
+    """Run ``crmcore migrate``; returns the exit code."""
+    from sqlalchemy.engine import make_url
+
+    from crmcore.storage.sql import migrate
+
+    try:
+        shown = make_url(db).render_as_string(hide_password=True)
+    except Exception:
+        shown = db
+    try:
+        before = migrate.current_revision(db)
+        head = migrate.head_revision()
+        if check_only:
+            differences = migrate.check(db)
+            print(f"{shown}: crmcore schema at revision {before or '(none)'}, newest is {head}")
+            for difference in differences:
+                print(f"  {difference}")
+            in_sync = before == head and not differences
+            print(
+                "up to date" if in_sync else "not up to date: run 'crmcore migrate' (or your own migrations)"
+            )
+            return 0 if in_sync else 1
+        migrate.upgrade(db, revision)
+        after = migrate.current_revision(db)
+    except ValidationError as exc:
+        print(f"crmcore migrate: error: {exc}", file=sys.stderr)
+        return 2
+    except CrmError as exc:
+        print(f"crmcore migrate: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if after == before:
+        print(f"{shown}: crmcore schema already at revision {after}")
+    else:
+        print(f"{shown}: crmcore schema upgraded from revision {before or '(none)'} to {after}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "migrate":
+        return _migrate(args.db, args.revision, args.check)
 
     from crmcore.demo import DemoOptions, run_demo
 
