@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from crmcore.clock import Clock, SystemClock
+from crmcore.customers.schema import DataRules
 from crmcore.errors import ValidationError
 from crmcore.events import EventBus, OutboxRecord
 from crmcore.storage.base import DEFAULT_TENANT, Store, StoreCapabilities, UnitOfWork
@@ -19,13 +20,25 @@ __all__ = ["CRM", "open_crm"]
 class CRM:
     """crmcore embedded in a host: one store, one clock, one event bus.
 
-    Use `crmcore.open` to make one from a URL, or build it from any `Store`.
+    Use `crmcore.open` to make one from a URL, or build it from any `Store`. ``rules`` (custom
+    field schemas and validation rules) are enforced by every unit of work's repositories: an
+    add, save or bulk_add that breaks them raises `ValidationError` before anything is written.
     """
 
-    def __init__(self, store: Store, *, clock: Clock | None = None, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        bus: EventBus | None = None,
+        rules: DataRules | None = None,
+    ) -> None:
+        if rules is not None and not isinstance(rules, DataRules):
+            raise ValidationError("rules", f"must be DataRules, not {type(rules).__name__}")
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.bus = bus or EventBus()
+        self.rules = rules
 
     @property
     def capabilities(self) -> StoreCapabilities:
@@ -35,9 +48,12 @@ class CRM:
     def unit_of_work(self, tenant: str = DEFAULT_TENANT) -> UnitOfWork:
         """A unit of work for ``tenant``: use it in a ``with`` block and call ``commit()``.
 
-        Its events are published on `bus` after they commit.
+        Its events are published on `bus` after they commit; its repositories enforce `rules`.
         """
-        return self.store.unit_of_work(tenant, self.clock, self.bus.publish)
+        uow = self.store.unit_of_work(tenant, self.clock, self.bus.publish)
+        if self.rules is not None:
+            uow.validate = self.rules.validate
+        return uow
 
     def events_since(
         self, position: int = 0, limit: int = 100, *, tenant: str = DEFAULT_TENANT
@@ -77,6 +93,7 @@ def open_crm(
     url: str | Engine = "memory://",
     *,
     clock: Clock | None = None,
+    rules: DataRules | None = None,
     create_schema: bool = True,
     **engine_options: Any,
 ) -> CRM:
@@ -85,7 +102,8 @@ def open_crm(
     ``memory://`` keeps everything in process; ``sqlite:///crm.db`` a SQLite file (``sqlite://``
     in memory); ``postgresql://user@host/db`` PostgreSQL through psycopg 3 (the ``postgres`` extra).
     Any other SQLAlchemy URL is tried as is. With ``create_schema`` (the default), missing tables
-    are created; hosts that manage the schema with Alembic pass ``False``.
+    are created; hosts that manage the schema with Alembic pass ``False``. ``rules`` are the
+    installation's custom-field schemas and validation rules (see `CRM`).
 
     Raises:
         ValidationError: for a URL that names no store.
@@ -94,7 +112,7 @@ def open_crm(
     if isinstance(url, str) and url.split("://", 1)[0] == "memory":
         if url not in ("memory://", "memory:"):
             raise ValidationError("url", f"{url!r}: the memory store takes no path or options")
-        return CRM(MemoryStore(), clock=clock)
+        return CRM(MemoryStore(), clock=clock, rules=rules)
     from crmcore.storage.sql.store import SqlStore
 
     if isinstance(url, str) and "://" not in url:
@@ -105,7 +123,7 @@ def open_crm(
         if isinstance(exc, ValidationError | ImportError) or type(exc).__module__.startswith("crmcore"):
             raise
         raise ValidationError("url", f"{url!r}: {exc}") from exc
-    crm = CRM(store, clock=clock)
+    crm = CRM(store, clock=clock, rules=rules)
     if create_schema:
         crm.create_schema()
     return crm

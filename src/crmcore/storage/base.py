@@ -20,9 +20,11 @@ from crmcore.customers.contact import CONTACT_FIELDS, Contact
 from crmcore.customers.customer import CUSTOMER_FIELDS, Customer
 from crmcore.customers.interaction import INTERACTION_FIELDS, Interaction
 from crmcore.customers.order import ORDER_FIELDS, Order, OrderTotals
+from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, check_segment_condition
 from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
 from crmcore.events import DomainEvent, OutboxRecord
 from crmcore.ids import check_id
+from crmcore.money import check_currency
 from crmcore.validation import utc_datetime
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "CONTACTS",
     "CUSTOMERS",
     "CUSTOMER_LINKS",
+    "CustomerRepository",
     "DEFAULT_TENANT",
     "INTERACTIONS",
     "InteractionRepository",
@@ -131,6 +134,7 @@ class Repository(abc.ABC, Generic[T]):
         self.uow.require_open()
         self._check_type(obj)
         _check_invariants(obj)
+        self._check_rules(obj)
         with self._stamped(obj, creating=True):
             self._add(obj)
         return obj
@@ -148,6 +152,7 @@ class Repository(abc.ABC, Generic[T]):
         self.uow.require_open()
         self._check_type(obj)
         _check_invariants(obj)
+        self._check_rules(obj)
         expected = obj.version  # type: ignore[attr-defined]
         with self._stamped(obj, creating=False):
             self._save(obj, expected)
@@ -219,6 +224,7 @@ class Repository(abc.ABC, Generic[T]):
         for i, o in enumerate(items):
             try:
                 _check_invariants(o)
+                self._check_rules(o)
             except ValidationError as exc:
                 errors.extend(exc.prefixed(f"[{i}]").errors)
         if errors:
@@ -290,20 +296,33 @@ class Repository(abc.ABC, Generic[T]):
                 f"expected a {self.aggregate.cls.__name__}, got {type(obj).__name__}",
             )
 
+    def _check_rules(self, obj: Any) -> None:
+        """The host's data rules (`UnitOfWork.validate`), if any, before anything is written."""
+        validate = self.uow.validate
+        if validate is not None and isinstance(obj, self.aggregate.cls):
+            validate(self.aggregate.name, obj, self.uow.clock.now())
+
     def _check_query(
-        self, where: Condition | None, order_by: Sequence[str], limit: int | None, offset: int
+        self,
+        where: Condition | None,
+        order_by: Sequence[str],
+        limit: int | None,
+        offset: int,
+        fields: FieldSet | None = None,
+        check_where: Callable[[Condition], None] | None = None,
     ) -> None:
+        fields = fields or self.aggregate.fields
         errors: list[FieldError] = []
         if where is not None:
             try:
-                check_condition(where, self.aggregate.fields)
+                (check_where or (lambda w: check_condition(w, self.aggregate.fields)))(where)
             except ValidationError as exc:
                 errors.extend(exc.errors)
         if isinstance(order_by, str):
             errors.append(FieldError("order_by", "must be a list of field names, not one string"))
         else:
             try:
-                sort_key(self.aggregate.fields, order_by)
+                sort_key(fields, order_by)
             except ValidationError as exc:
                 errors.extend(exc.errors)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
@@ -326,6 +345,99 @@ def _check_invariants(obj: Any) -> None:
     check = getattr(obj, "check_invariants", None)
     if check is not None:
         check()
+
+
+class CustomerRepository(Repository[Customer]):
+    """Customers, plus queries over facts derived from their orders (segments).
+
+    `find_with_facts` and `count_with_facts` accept conditions over `CUSTOMER_FACT_FIELDS`
+    (customer fields plus ``order_count``, ``total_spend``, ``first_order_at``,
+    ``last_order_at``); adapters answer them where the data lives.
+    """
+
+    def find_with_facts(
+        self,
+        where: Condition | None = None,
+        *,
+        currency: str | None = None,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        now: datetime | None = None,
+    ) -> list[Customer]:
+        """Customers whose facts match ``where``, sorted by ``order_by`` (facts allowed), then by id.
+
+        ``currency`` is the currency of ``total_spend``; ``now`` anchors relative dates and
+        defaults to the unit of work's clock.
+
+        Raises:
+            ValidationError: unknown fields, wrong value types, ``total_spend`` without a currency
+                or compared with another currency, a naive ``now``, negative limit or offset.
+        """
+        self.uow.require_open()
+        at = self._facts_query(where, currency, order_by, limit, offset, now)
+        return self._find_with_facts(where, currency, tuple(order_by), limit, offset, at)
+
+    def count_with_facts(
+        self, where: Condition | None = None, *, currency: str | None = None, now: datetime | None = None
+    ) -> int:
+        """How many customers' facts match ``where`` (see `find_with_facts`)."""
+        self.uow.require_open()
+        at = self._facts_query(where, currency, (), None, 0, now)
+        return self._count_with_facts(where, currency, at)
+
+    def _facts_query(
+        self,
+        where: Condition | None,
+        currency: str | None,
+        order_by: Sequence[str],
+        limit: int | None,
+        offset: int,
+        now: datetime | None,
+    ) -> datetime:
+        """Check a facts query all at once; returns the aware ``now`` to evaluate it at."""
+        errors: list[FieldError] = []
+        if currency is not None:
+            try:
+                check_currency(currency)
+            except ValidationError as exc:
+                errors.extend(exc.errors)
+                currency = None
+        try:
+            self._check_query(
+                where,
+                order_by,
+                limit,
+                offset,
+                CUSTOMER_FACT_FIELDS,
+                lambda w: check_segment_condition(w, currency),
+            )
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+        at = self.uow.clock.now()
+        if now is not None:
+            try:
+                at = utc_datetime(now, "now")
+            except ValidationError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise ValidationError.from_errors(errors)
+        return at
+
+    @abc.abstractmethod
+    def _find_with_facts(
+        self,
+        where: Condition | None,
+        currency: str | None,
+        order_by: tuple[str, ...],
+        limit: int | None,
+        offset: int,
+        now: datetime,
+    ) -> list[Customer]:
+        """Customers matching ``where`` over `CUSTOMER_FACT_FIELDS` (already checked)."""
+
+    @abc.abstractmethod
+    def _count_with_facts(self, where: Condition | None, currency: str | None, now: datetime) -> int: ...
 
 
 class OrderRepository(Repository[Order]):
@@ -411,10 +523,16 @@ class UnitOfWork(abc.ABC):
     transaction and are handed to ``on_commit`` (the facade's event bus) after it commits.
     """
 
-    customers: Repository[Customer]
+    customers: CustomerRepository
     contacts: Repository[Contact]
     interactions: InteractionRepository
     orders: OrderRepository
+    validate: Callable[[str, Any, datetime], None] | None = None
+    """The host's data rules, ``(aggregate name, object, now)``, raising `ValidationError`.
+
+    Set by the `CRM` facade from its ``rules``; repositories run it on add, save and bulk_add,
+    before anything is written. Adapters need not know of it.
+    """
 
     def __init__(
         self,

@@ -16,8 +16,10 @@ import attrs
 
 from crmcore.clock import Clock
 from crmcore.conditions import Condition, evaluate, sort_key
+from crmcore.customers.customer import Customer
 from crmcore.customers.interaction import Interaction
 from crmcore.customers.order import Order, OrderTotals, order_totals
+from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, CustomerFacts, customer_facts, uses_facts
 from crmcore.errors import AlreadyExists, ConcurrencyError, NotFound
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.storage.base import (
@@ -27,6 +29,7 @@ from crmcore.storage.base import (
     INTERACTIONS,
     ORDERS,
     Aggregate,
+    CustomerRepository,
     InteractionRepository,
     OrderRepository,
     Repository,
@@ -113,7 +116,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.staged: dict[str, dict[str, Any]] = {}
         self.expected: dict[tuple[str, str], int | None] = {}
         self.redact: set[str] = set()
-        self.customers = MemoryRepository(CUSTOMERS, self)
+        self.customers = MemoryCustomerRepository(CUSTOMERS, self)
         self.contacts = MemoryRepository(CONTACTS, self)
         self.interactions = MemoryInteractionRepository(INTERACTIONS, self)
         self.orders = MemoryOrderRepository(ORDERS, self)
@@ -285,6 +288,37 @@ class MemoryRepository(Repository[T]):
                 raise AlreadyExists(self.aggregate.name, id)
         for obj in objs:
             self._add(obj)
+
+
+class MemoryCustomerRepository(MemoryRepository[Customer], CustomerRepository):
+    """Customers in memory; facts computed in Python from `order_totals` (the SQL query's reference)."""
+
+    def _matching_facts(
+        self, where: Condition | None, currency: str | None, order_by: tuple[str, ...], now: datetime
+    ) -> list[CustomerFacts]:
+        totals = order_totals(self.uow.visible(ORDERS)) if uses_facts(where, order_by) else {}
+        facts = [customer_facts(c, totals.get(c.id), currency) for c in self.uow.visible(self.aggregate)]
+        if where is None:
+            return facts
+        return [f for f in facts if evaluate(where, f, CUSTOMER_FACT_FIELDS, now)]
+
+    def _find_with_facts(
+        self,
+        where: Condition | None,
+        currency: str | None,
+        order_by: tuple[str, ...],
+        limit: int | None,
+        offset: int,
+        now: datetime,
+    ) -> list[Customer]:
+        found = sorted(self._matching_facts(where, currency, order_by, now), key=lambda f: f.customer.id)
+        for key, descending in reversed(sort_key(CUSTOMER_FACT_FIELDS, order_by)):
+            found.sort(key=key, reverse=descending)
+        end = None if limit is None else offset + limit
+        return [clone(f.customer) for f in found[offset:end]]
+
+    def _count_with_facts(self, where: Condition | None, currency: str | None, now: datetime) -> int:
+        return len(self._matching_facts(where, currency, (), now))
 
 
 class MemoryOrderRepository(MemoryRepository[Order], OrderRepository):

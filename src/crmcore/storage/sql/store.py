@@ -19,11 +19,13 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -34,8 +36,10 @@ from sqlalchemy.pool import StaticPool
 
 from crmcore.clock import Clock
 from crmcore.conditions import Condition
+from crmcore.customers.customer import Customer
 from crmcore.customers.interaction import Interaction
 from crmcore.customers.order import Order, OrderTotals
+from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, uses_facts
 from crmcore.errors import (
     AlreadyExists,
     ConcurrencyError,
@@ -47,6 +51,7 @@ from crmcore.errors import (
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord, event_from_data, event_to_data, redacted
 from crmcore.money import Money, minor_units
 from crmcore.storage.base import (
+    CustomerRepository,
     InteractionRepository,
     OrderRepository,
     Repository,
@@ -62,7 +67,7 @@ from crmcore.storage.sql.mapping import (
     ORDER_MAPPING,
     SqlMapping,
 )
-from crmcore.storage.sql.where import compile_condition, compile_order_by
+from crmcore.storage.sql.where import SqlFields, compile_condition, compile_order_by
 
 __all__ = ["SqlStore", "SqlUnitOfWork", "translate_errors"]
 
@@ -202,7 +207,7 @@ class SqlUnitOfWork(UnitOfWork):
     ) -> None:
         super().__init__(tenant, clock, on_commit)
         self.store = store
-        self.customers = SqlRepository(CUSTOMER_MAPPING, self)
+        self.customers = SqlCustomerRepository(CUSTOMER_MAPPING, self)
         self.contacts = SqlRepository(CONTACT_MAPPING, self)
         self.interactions = SqlInteractionRepository(INTERACTION_MAPPING, self)
         self.orders = SqlOrderRepository(ORDER_MAPPING, self)
@@ -455,6 +460,90 @@ class SqlRepository(Repository[T]):
             # row dict at once (memory, and garbage-collector passes over all of them).
             for start in range(0, len(objs), chunk):
                 conn.execute(statement, [to_row(o, tenant) for o in objs[start : start + chunk]])
+
+
+class SqlCustomerRepository(SqlRepository[Customer], CustomerRepository):
+    """Customers in SQL; facts come from one grouped subquery over the orders, joined in the query."""
+
+    def _with_facts(
+        self, where: Condition | None, currency: str | None, order_by: tuple[str, ...], now: datetime
+    ) -> tuple[Any, Any, SqlFields]:
+        """(FROM, WHERE, field mapping) of a facts query; orders are joined only when a fact is used.
+
+        Customers LEFT OUTER JOIN (counted orders of this tenant GROUP BY customer): count, spend
+        in ``currency`` as exact minor units (a CASE keeps other currencies out), first and last
+        order time. Customers without counted orders get NULLs, read as 0 where the rules say so.
+        """
+        base = self.mapping.fields
+        if not uses_facts(where, order_by):
+            sql = SqlFields(CUSTOMER_FACT_FIELDS, base.columns, base.money, base.json)
+            source: Any = self.table
+        else:
+            o = tables.orders.c
+            columns: list[Any] = [
+                o.customer_id.label("customer_id"),
+                func.count().label("order_count"),
+                func.min(o.ordered_at).label("first_order_at"),
+                func.max(o.ordered_at).label("last_order_at"),
+            ]
+            if currency is not None:
+                in_currency = case((o.currency == currency, o.total_minor), else_=0)
+                columns.append(func.sum(in_currency).label("spend_minor"))
+            facts = (
+                select(*columns)
+                .where(o.tenant_id == self.uow.tenant, o.counts.is_(True))
+                .group_by(o.customer_id)
+                .subquery("facts")
+            )
+            f = facts.c
+            minor: dict[str, tuple[Any, Any]] = {}
+            if currency is not None:
+                minor["total_spend"] = (func.coalesce(f.spend_minor, 0), literal(currency, String(3)))
+            sql = SqlFields(
+                CUSTOMER_FACT_FIELDS,
+                columns={
+                    **base.columns,
+                    "order_count": func.coalesce(f.order_count, 0),
+                    "first_order_at": f.first_order_at,
+                    "last_order_at": f.last_order_at,
+                },
+                money=base.money,
+                json=base.json,
+                minor_money=minor,
+            )
+            source = self.table.outerjoin(facts, f.customer_id == self.c.id)
+        clause = self._mine()
+        if where is not None:
+            clause = clause & compile_condition(where, sql, self.uow.store.dialect, now)
+        return source, clause, sql
+
+    def _find_with_facts(
+        self,
+        where: Condition | None,
+        currency: str | None,
+        order_by: tuple[str, ...],
+        limit: int | None,
+        offset: int,
+        now: datetime,
+    ) -> list[Customer]:
+        source, clause, sql = self._with_facts(where, currency, order_by, now)
+        stmt = (
+            select(self.table)
+            .select_from(source)
+            .where(clause)
+            .order_by(*compile_order_by(order_by, sql, self.c.id))
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        return self._load(stmt)
+
+    def _count_with_facts(self, where: Condition | None, currency: str | None, now: datetime) -> int:
+        source, clause, _ = self._with_facts(where, currency, (), now)
+        with translate_errors(self.aggregate.name):
+            count = self.uow.conn.execute(select(func.count()).select_from(source).where(clause)).scalar_one()
+        return int(count)
 
 
 class SqlOrderRepository(SqlRepository[Order], OrderRepository):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR
 from typing import Any
 
 import attrs
@@ -38,7 +39,7 @@ from crmcore.conditions import (
     Any as AnyOf,
 )
 from crmcore.errors import ValidationError
-from crmcore.money import Money
+from crmcore.money import Money, minor_units
 
 __all__ = ["SqlFields", "compile_condition", "compile_order_by"]
 
@@ -49,14 +50,17 @@ Expr = ColumnElement[Any]
 class SqlFields:
     """Where each declared field lives in a table.
 
-    ``columns`` maps scalar and list fields to columns, ``money`` maps Money fields to their
-    (amount, currency) columns, ``json`` maps JSON object prefixes (``custom``) to JSON columns.
+    ``columns`` maps scalar and list fields to columns (or expressions), ``money`` maps Money
+    fields to their (amount, currency) columns, ``minor_money`` maps Money fields held as integer
+    minor units (cents) to their (amount in minor units, currency) expressions, compared exactly on
+    every dialect, and ``json`` maps JSON object prefixes (``custom``) to JSON columns.
     """
 
     fields: FieldSet
     columns: Mapping[str, Expr]
     money: Mapping[str, tuple[Expr, Expr]] = attrs.field(factory=dict)
     json: Mapping[str, Expr] = attrs.field(factory=dict)
+    minor_money: Mapping[str, tuple[Expr, Expr]] = attrs.field(factory=dict)
 
 
 _OPS: dict[CompareOp, Callable[[Any, Any], Any]] = {
@@ -87,6 +91,8 @@ class _Compiler:
         if fd.type is FieldType.JSON:
             return self.json_leaf(fd, cond)
         if fd.type is FieldType.MONEY:
+            if fd.name in self.sql.minor_money:
+                return self.minor_money_leaf(fd, cond)
             return self.money_leaf(fd, cond)
         return self.column_leaf(fd, cond)
 
@@ -149,6 +155,44 @@ class _Compiler:
                 currency == m.currency,
                 _OPS[op](amt, num(m)),
             )
+
+        if isinstance(cond, Compare):
+            if cond.op is CompareOp.NE:
+                return not_(cmp(CompareOp.EQ, cond.value))  # type: ignore[arg-type]
+            return cmp(cond.op, cond.value)  # type: ignore[arg-type]
+        if isinstance(cond, In):
+            return or_(false(), *(cmp(CompareOp.EQ, v) for v in cond.values))  # type: ignore[arg-type]
+        if isinstance(cond, Between):
+            return and_(cmp(CompareOp.GE, cond.low), cmp(CompareOp.LE, cond.high))  # type: ignore[arg-type]
+        raise ValidationError("where", f"{type(cond).__name__} does not apply to money field {fd.name!r}")
+
+    def minor_money_leaf(self, fd: FieldDef, cond: Condition) -> Expr:
+        """Integer minor units against a Money value: exact, as the value is rounded the safe way.
+
+        For an integer x and any v: x < v iff x < ceil(v), x <= v iff x <= floor(v), and so on;
+        x == v only when v is whole.
+        """
+        amount, currency = self.sql.minor_money[fd.name]
+        if isinstance(cond, IsNull):
+            return amount.is_(None)
+
+        def cmp(op: CompareOp, m: Money) -> Expr:
+            scaled = m.amount.scaleb(minor_units(m.currency))
+            low, high = (
+                int(scaled.to_integral_value(ROUND_FLOOR)),
+                int(scaled.to_integral_value(ROUND_CEILING)),
+            )
+            if op is CompareOp.EQ:
+                expr: Expr = amount == low if low == high else false()
+            elif op is CompareOp.LT:
+                expr = amount < high
+            elif op is CompareOp.LE:
+                expr = amount <= low
+            elif op is CompareOp.GT:
+                expr = amount > low
+            else:
+                expr = amount >= high
+            return and_(currency.is_not(None), amount.is_not(None), currency == m.currency, expr)
 
         if isinstance(cond, Compare):
             if cond.op is CompareOp.NE:
