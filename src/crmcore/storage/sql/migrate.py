@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -133,7 +133,7 @@ def _table_name(obj: SchemaItem, name: str | None, type_: str) -> str | None:
     return getattr(table, "name", None)
 
 
-def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Alembic ``render_item`` hook: write crmcore's column types as crmcore types in revisions.
 
     A migration must create what `metadata` describes on every dialect (``"C"`` collation and
