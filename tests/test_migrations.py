@@ -6,12 +6,14 @@ without a migration (or a migration without the change) fails it.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.operations.ops import MigrationScript, UpgradeOps
 from alembic.runtime.migration import MigrationContext
@@ -287,6 +289,19 @@ def test_a_connection_is_used_in_the_callers_transaction(engine: Engine) -> None
         conn.rollback()
     if engine.dialect.name == "postgresql":  # transactional DDL; SQLite commits DDL as it goes
         assert crm_tables(engine) == set() and migrate.current_revision(engine) is None
+
+
+def test_alembic_commands_run_on_the_packaged_migrations(tmp_path: Path) -> None:
+    """alembic_config() runs Alembic's own commands: online on a URL, and offline to SQL text."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    command.upgrade(migrate.alembic_config(url), "head")
+    assert migrate.current_revision(url) == migrate.head_revision() and migrate.check(url) == []
+    config = migrate.alembic_config("postgresql://app@db.invalid/crm")
+    config.output_buffer = io.StringIO()
+    command.upgrade(config, "head", sql=True)
+    sql = config.output_buffer.getvalue()
+    assert "CREATE TABLE crm_alembic_version" in sql and "CREATE TABLE crm_outbox" in sql
+    assert 'name VARCHAR(300) COLLATE "C" NOT NULL' in sql and "payload JSONB NOT NULL" in sql
 
 
 @pytest.mark.postgres

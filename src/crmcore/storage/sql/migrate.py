@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCRIPT_LOCATION",
+    "Target",
     "VERSION_TABLE",
     "alembic_config",
     "check",

@@ -7,9 +7,10 @@ made from ``sqlalchemy.url``. Offline (``sql=True``) the migrations are written 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection
 
 from crmcore.storage.sql.migrate import context_options
+from crmcore.storage.sql.store import SqlStore
 
 
 def run_offline() -> None:
@@ -37,7 +38,7 @@ def run_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     if url is None:
         raise RuntimeError("crmcore migrations need a connection or sqlalchemy.url")
-    engine = create_engine(url)
+    engine = SqlStore(url).engine  # as crmcore.open makes it: postgresql:// means psycopg 3
     try:
         with engine.begin() as conn:
             run_on(conn)
