@@ -600,6 +600,13 @@ def _parse_decimal(value: str) -> Decimal:
     return number
 
 
+def _positive(value: str) -> Decimal:
+    number = _parse_decimal(value)
+    if number <= 0:
+        raise ValidationError("", f"must be a positive number, got {value!r}")
+    return number
+
+
 def _custom_parser(kind: CustomFieldType, date_format: str | None) -> Callable[[str], Any]:
     if kind is CustomFieldType.INT:
 
@@ -673,6 +680,16 @@ class _Parsed:
     keys: list[tuple[str, str, str]]  # (kind "email"/"phone", normalized value, CSV column)
 
 
+def _match_key(kind: str, value: str) -> tuple[str, str]:
+    """What duplicates are compared on: E.164 phones as they are, emails ignoring case."""
+    return kind, value.lower() if kind == "email" else value
+
+
+def _lookup_values(kind: str, value: str) -> tuple[str, ...]:
+    """The stored texts that match ``value``: the store compares exactly, so emails also in lower case."""
+    return (value, value.lower()) if kind == "email" else (value,)
+
+
 class _CustomerReader:
     """Turns rows into customers, collecting every problem of a row."""
 
@@ -690,8 +707,8 @@ class _CustomerReader:
         emails: dict[str, EmailAddress] = {}
         for ec in m.emails:
             email = row.check(ec.column, functools.partial(_email, label=ec.label))
-            if email is not None and email.address not in emails:
-                emails[email.address] = email
+            if email is not None and email.address.lower() not in emails:
+                emails[email.address.lower()] = email
                 keys.append(("email", email.address, ec.column))
         phones: dict[str, PhoneNumber] = {}
         for pc in m.phones:
@@ -782,10 +799,16 @@ class _CustomerImport:
         stored: dict[tuple[str, str], str] = {}
         if self.policy is not DuplicatePolicy.ADD and self.look_in_store:
             for kind in ("email", "phone"):
-                values = [v for p in good for k, v, _ in p.keys if k == kind and (k, v) not in self.seen]
+                values = [
+                    text
+                    for p in good
+                    for k, v, _ in p.keys
+                    if k == kind and _match_key(k, v) not in self.seen
+                    for text in _lookup_values(k, v)
+                ]
                 for c in _in_chunks(repo, kind, values):
                     value = c.primary_email if kind == "email" else c.primary_phone
-                    stored.setdefault((kind, value or ""), c.id)
+                    stored.setdefault(_match_key(kind, value or ""), c.id)
         to_add: list[Customer] = []
         for parsed in batch:
             row, customer = parsed.row, parsed.customer
@@ -794,7 +817,7 @@ class _CustomerImport:
                 if not row.errors and not self._is_duplicate(parsed, stored):
                     to_add.append(customer)
                     for kind, value, _ in parsed.keys:
-                        self.seen.setdefault((kind, value), (customer.id, row.line))
+                        self.seen.setdefault(_match_key(kind, value), (customer.id, row.line))
             self.errors.extend(row.errors)
         if self.mode is ImportMode.SKIP_BAD_ROWS or not self.errors:
             self.added += repo.bulk_add(to_add)
@@ -812,10 +835,11 @@ class _CustomerImport:
         if self.policy is DuplicatePolicy.ADD:
             return False
         for kind, value, column in parsed.keys:
-            if (kind, value) in self.seen:
-                customer_id, earlier = self.seen[kind, value]
-            elif (kind, value) in stored:
-                customer_id, earlier = stored[kind, value], None
+            key = _match_key(kind, value)
+            if key in self.seen:
+                customer_id, earlier = self.seen[key]
+            elif key in stored:
+                customer_id, earlier = stored[key], None
             else:
                 continue
             row = parsed.row
@@ -995,7 +1019,8 @@ class _OrderReader:
         for name, value in head.items():
             column = getattr(self.m, name) or ""
             expected = draft.head.get(name, "")
-            if value == expected or column in bad:
+            same = value.lower() == expected.lower() if name == "customer_email" else value == expected
+            if same or column in bad:
                 continue
             what = "mixed currencies in one order" if name == "currency" else "differs within one order"
             row.fail(
@@ -1030,7 +1055,7 @@ class _OrderReader:
 
     def _line(self, row: _Row, currency: str) -> OrderLine | None:
         m = self.m
-        quantity = row.check(m.quantity, _parse_decimal) if m.quantity is not None else None
+        quantity = row.check(m.quantity, _positive) if m.quantity is not None else None
         if not row.get(m.unit_price):
             row.fail(m.unit_price, "is required")
         price = row.check(m.unit_price, _parse_decimal)
@@ -1056,11 +1081,11 @@ class _OrderReader:
 def _resolve_customers(uow: UnitOfWork, drafts: list[_OrderDraft], m: OrderMapping) -> None:
     """Set each draft's customer id, or fail its first row; a few queries for the whole file."""
     ids = {d.head["customer_id"] for d in drafts if d.head.get("customer_id")}
-    emails = {d.head["customer_email"] for d in drafts if d.head.get("customer_email")}
+    emails = [v for d in drafts for v in _lookup_values("email", d.head.get("customer_email", "")) if v]
     known_ids = {c.id for c in _in_chunks(uow.customers, "id", ids)}
     by_email: dict[str, list[str]] = {}
     for c in _in_chunks(uow.customers, "email", emails):
-        by_email.setdefault(c.primary_email or "", []).append(c.id)
+        by_email.setdefault((c.primary_email or "").lower(), []).append(c.id)
     for d in drafts:
         row = d.rows[0]
         if customer_id := d.head.get("customer_id"):
@@ -1069,7 +1094,7 @@ def _resolve_customers(uow: UnitOfWork, drafts: list[_OrderDraft], m: OrderMappi
             else:
                 row.fail(m.customer_id, f"no customer with id {customer_id!r}")
         elif email := d.head.get("customer_email"):
-            found = by_email.get(email, [])
+            found = by_email.get(email.lower(), [])
             if len(found) == 1:
                 d.customer_id = found[0]
             elif not found:
@@ -1099,7 +1124,7 @@ def _build_order(d: _OrderDraft, m: OrderMapping) -> Order | None:
         try:
             return Order(
                 id=d.key if m.order_id is not None else new_id(),
-                number=head.get("number", d.key),
+                number=head.get("number", "") if m.order_id is not None else d.key,
                 customer_id=d.customer_id,
                 ordered_at=datetime.fromisoformat(head["ordered_at"]),
                 currency=head["currency"],
