@@ -135,11 +135,14 @@ def uses_facts(where: Condition | None, order_by: Sequence[str] = ()) -> bool:
     return not names.isdisjoint(CUSTOMER_FACTS)
 
 
-def check_segment_condition(where: Condition, currency: str | None, root: str = "where") -> None:
+def check_segment_condition(
+    where: Condition, currency: str | None, root: str = "where", *, check_spend: bool = True
+) -> None:
     """Refuse a condition that `CUSTOMER_FACT_FIELDS` cannot answer for a segment in ``currency``.
 
     Beyond `check_condition` (unknown fields, wrong types, naive datetimes): ``total_spend`` needs
-    a currency, and is compared with amounts in that currency only.
+    a currency, and is compared with amounts in that currency only (not checked when
+    ``check_spend`` is false, e.g. because the currency itself is bad).
 
     Raises:
         ValidationError: listing every problem, paths starting with ``root``.
@@ -150,7 +153,7 @@ def check_segment_condition(where: Condition, currency: str | None, root: str = 
     except ValidationError as exc:
         errors.extend(exc.errors)
     for path, name, leaf in _fields_in(where):
-        if name != "total_spend":
+        if name != "total_spend" or not check_spend:
             continue
         if currency is None:
             errors.append(FieldError(path, "total_spend needs the segment's currency: set currency="))
@@ -198,8 +201,19 @@ class Segment:
     description: str = checked(text(max_length=2000), default="")
 
     def __attrs_post_init__(self) -> None:
-        run_checks(self)
-        check_segment_condition(self.condition, self.currency, root="condition")
+        errors: list[FieldError] = []
+        try:
+            run_checks(self)
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+        if isinstance(self.condition, Condition):
+            currency_ok = not any(e.path == "currency" for e in errors)
+            try:
+                check_segment_condition(self.condition, self.currency, "condition", check_spend=currency_ok)
+            except ValidationError as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise ValidationError.from_errors(errors)
 
 
 def is_member(

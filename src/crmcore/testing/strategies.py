@@ -6,6 +6,7 @@ and so orderings meet ties, NULLs, case and non-ASCII text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from crmcore.conditions import (
     CompareOp,
     Condition,
     Contains,
+    FieldSet,
     FieldType,
     In,
     IsNull,
@@ -34,7 +36,16 @@ from crmcore.customers.contact_points import Address, Consent, ConsentChannel, E
 from crmcore.customers.customer import CUSTOMER_FIELDS, Customer, CustomerKind, LifecycleStage
 from crmcore.customers.interaction import Direction, Interaction, InteractionChannel
 from crmcore.customers.order import Order, OrderLine, OrderStatus, SalesChannel
-from crmcore.money import Money
+from crmcore.customers.schema import (
+    CustomFieldDef,
+    CustomFieldType,
+    DataRules,
+    FieldSchema,
+    UnknownKeys,
+    ValidationRule,
+)
+from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, Segment
+from crmcore.money import Money, minor_units
 
 __all__ = [
     "NOW",
@@ -43,13 +54,17 @@ __all__ = [
     "conditions",
     "consents",
     "contacts",
+    "custom_field_defs",
     "custom_values",
     "customers",
+    "data_rules",
     "interactions",
     "json_values",
     "money",
     "order_by",
     "orders",
+    "segment_money",
+    "segments",
 ]
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -300,8 +315,12 @@ _TEXT_FIELDS = {
 }
 
 
-def _value_for(name: str, ftype: FieldType) -> st.SearchStrategy[Any]:
-    choices = CUSTOMER_FIELDS.fields[name].choices if name in CUSTOMER_FIELDS.fields else None
+def _value_for(
+    name: str, ftype: FieldType, fields: FieldSet, values: Mapping[str, st.SearchStrategy[Any]]
+) -> st.SearchStrategy[Any]:
+    if name in values:
+        return values[name]
+    choices = fields.fields[name].choices if name in fields.fields else None
     if choices:
         return st.sampled_from(choices)
     if name in _TEXT_FIELDS:
@@ -312,10 +331,10 @@ def _value_for(name: str, ftype: FieldType) -> st.SearchStrategy[Any]:
 
 
 @st.composite
-def _leaf(draw: st.DrawFn) -> Condition:
-    names = [*CUSTOMER_FIELDS.fields, *(f"custom.{k}" for k in _CUSTOM_KEYS)]
+def _leaf(draw: st.DrawFn, fields: FieldSet, values: Mapping[str, st.SearchStrategy[Any]]) -> Condition:
+    names = [*fields.fields, *(f"{p}.{k}" for p in fields.json_getters for k in _CUSTOM_KEYS)]
     name = draw(st.sampled_from(names))
-    fd = CUSTOMER_FIELDS.resolve(name)
+    fd = fields.resolve(name)
     ftype = fd.type
     if ftype is FieldType.TEXT_LIST:
         return Contains(name, draw(st.sampled_from(_TAGS)))
@@ -343,7 +362,7 @@ def _leaf(draw: st.DrawFn) -> Condition:
     if ftype is FieldType.JSON:
         value_strategy = _ORDERED_JSON if op in ("lt", "le", "gt", "ge", "between") else _SCALAR_JSON
     else:
-        value_strategy = _value_for(name, ftype)
+        value_strategy = _value_for(name, ftype, fields, values)
     if op == "in":
         return In(name, tuple(draw(st.lists(value_strategy, max_size=3))))
     if op == "between":
@@ -358,10 +377,20 @@ def _leaf(draw: st.DrawFn) -> Condition:
     return Compare(name, CompareOp(op), draw(value_strategy))
 
 
-def conditions(max_leaves: int = 6) -> st.SearchStrategy[Condition]:
-    """Random condition trees over `CUSTOMER_FIELDS`, valid by construction."""
+def conditions(
+    max_leaves: int = 6,
+    *,
+    fields: FieldSet = CUSTOMER_FIELDS,
+    values: Mapping[str, st.SearchStrategy[Any]] | None = None,
+) -> st.SearchStrategy[Condition]:
+    """Random condition trees over ``fields`` (default `CUSTOMER_FIELDS`), valid by construction.
+
+    ``values`` overrides the values drawn for some fields (``{"total_spend": segment_money("EUR")}``).
+    Custom-field keys are drawn for each JSON prefix of ``fields``.
+    """
+    leaf = _leaf(fields, dict(values or {}))
     return st.recursive(
-        _leaf(),
+        leaf,
         lambda inner: (
             st.lists(inner, max_size=3).map(lambda cs: All(*cs))
             | st.lists(inner, max_size=3).map(lambda cs: AnyOf(*cs))
@@ -371,8 +400,91 @@ def conditions(max_leaves: int = 6) -> st.SearchStrategy[Condition]:
     )
 
 
-def order_by() -> st.SearchStrategy[list[str]]:
-    """Random ``order_by`` lists over sortable customer fields, ascending or descending."""
+def segment_money(currency: str) -> st.SearchStrategy[Money]:
+    """Amounts in ``currency`` in the range generated orders sum to; some finer than minor units."""
+    scale = minor_units(currency)
+    return st.builds(
+        lambda n, extra: Money(Decimal(n).scaleb(-(scale + extra)), currency),
+        st.integers(0, 3_000_000) | st.sampled_from([0, 1, 100]),
+        st.sampled_from([0, 0, 1]),
+    )
+
+
+_NO_SPEND = FieldSet.of(
+    CUSTOMER_FACT_FIELDS.entity,
+    [fd for name, fd in CUSTOMER_FACT_FIELDS.fields.items() if name != "total_spend"],
+    json=CUSTOMER_FACT_FIELDS.json_getters,
+)
+
+
+@st.composite
+def segments(draw: st.DrawFn, max_leaves: int = 6) -> Segment:
+    """Segments over customer fields, tags, custom fields and order facts, with or without a currency."""
+    currency = draw(st.none() | st.sampled_from(_CURRENCIES))
+    if currency is None:
+        condition = draw(conditions(max_leaves, fields=_NO_SPEND))
+    else:
+        spend = {"total_spend": segment_money(currency)}
+        condition = draw(conditions(max_leaves, fields=CUSTOMER_FACT_FIELDS, values=spend))
+    return Segment(
+        name=draw(st.sampled_from(["VIPs", "lapsed buyers", "Ä-Kunden"])),
+        condition=condition,
+        currency=currency,
+        description=draw(st.sampled_from(["", "for the spring campaign"])),
+    )
+
+
+@st.composite
+def custom_field_defs(draw: st.DrawFn) -> CustomFieldDef:
+    """Custom-field definitions of every type, valid by construction (defaults of the right type)."""
+    ftype = draw(st.sampled_from(CustomFieldType))
+    choices: tuple[str, ...] = ()
+    if ftype in (CustomFieldType.CHOICE, CustomFieldType.MULTI_CHOICE):
+        choices = tuple(
+            draw(st.lists(st.sampled_from(["gold", "silver", "Ä", "b2b"]), min_size=1, unique=True))
+        )
+    defaults: dict[CustomFieldType, st.SearchStrategy[Any]] = {
+        CustomFieldType.TEXT: _texts(),
+        CustomFieldType.INTEGER: st.integers(-5, 5),
+        CustomFieldType.DECIMAL: st.sampled_from(["0", "19.99", "-3.5"]),
+        CustomFieldType.NUMBER: st.sampled_from([0, 2.5, -1]),
+        CustomFieldType.BOOLEAN: st.booleans(),
+        CustomFieldType.DATE: dates().map(date.isoformat),
+        CustomFieldType.CHOICE: st.sampled_from(choices or ("x",)),
+        CustomFieldType.MULTI_CHOICE: st.lists(st.sampled_from(choices or ("x",)), unique=True),
+    }
+    return CustomFieldDef(
+        key=draw(st.sampled_from(_CUSTOM_KEYS)),
+        type=ftype,
+        required=draw(st.booleans()),
+        choices=choices,
+        label=draw(st.sampled_from(["", "Tier", "Score (0-10)"])),
+        help=draw(st.sampled_from(["", "Set by the account team."])),
+        default=draw(st.none() | defaults[ftype]),
+    )
+
+
+@st.composite
+def data_rules(draw: st.DrawFn) -> DataRules:
+    """Custom-field schemas for some entities and customer validation rules with random conditions."""
+    entities = draw(st.lists(st.sampled_from(["customer", "contact", "interaction", "order"]), unique=True))
+    schemas = [
+        FieldSchema(
+            entity=entity,
+            fields=tuple(draw(st.lists(custom_field_defs(), max_size=4, unique_by=lambda d: d.key))),
+            unknown_keys=draw(st.sampled_from(UnknownKeys)),
+        )
+        for entity in entities
+    ]
+    rules = [
+        ValidationRule(name=f"rule_{i}", condition=cond, message=f"rule {i} failed")
+        for i, cond in enumerate(draw(st.lists(conditions(3), max_size=3)))
+    ]
+    return DataRules(schemas=tuple(schemas), rules=tuple(rules))
+
+
+def order_by(extra: Sequence[str] = ()) -> st.SearchStrategy[list[str]]:
+    """Random ``order_by`` lists over sortable customer fields (and ``extra``), either direction."""
     sortable = [
         "name",
         "kind",
@@ -386,6 +498,7 @@ def order_by() -> st.SearchStrategy[list[str]]:
         "city",
         "created_at",
         "version",
+        *extra,
     ]
     return st.lists(
         st.builds(
