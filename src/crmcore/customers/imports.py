@@ -17,7 +17,7 @@ import functools
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -244,8 +244,8 @@ class CustomerMapping:
     name: str = checked(_column)
     kind: str | None = checked(_optional_column, default=None)
     id: str | None = checked(_optional_column, default=None)
-    emails: tuple[EmailColumn, ...] = checked(tuple_of(instance_of(EmailColumn)), default=())
-    phones: tuple[PhoneColumn, ...] = checked(tuple_of(instance_of(PhoneColumn)), default=())
+    emails: Sequence[EmailColumn] = checked(tuple_of(instance_of(EmailColumn)), default=())
+    phones: Sequence[PhoneColumn] = checked(tuple_of(instance_of(PhoneColumn)), default=())
     address: AddressColumns | None = checked(optional(instance_of(AddressColumns)), default=None)
     tags: str | None = checked(_optional_column, default=None)
     tag_separator: str = checked(_separator, default=",")
@@ -254,7 +254,7 @@ class CustomerMapping:
     birthday: str | None = checked(_optional_column, default=None)
     date_format: str | None = checked(_date_format, default=None)
     lifecycle_stage: str | None = checked(_optional_column, default=None)
-    custom: tuple[CustomColumn, ...] = checked(tuple_of(instance_of(CustomColumn)), default=())
+    custom: Sequence[CustomColumn] = checked(tuple_of(instance_of(CustomColumn)), default=())
     delimiter: str = checked(_delimiter, default=",")
     encoding: str = checked(_encoding, default="utf-8-sig")
     """Used when the source is a path; ``utf-8-sig`` reads UTF-8 with or without a byte order mark."""
@@ -699,23 +699,35 @@ class _CustomerReader:
         self.kind = _enum(CustomerKind)
         self.stage = _enum(LifecycleStage)
         self.custom = [(c, _custom_parser(c.type, mapping.date_format)) for c in mapping.custom]
+        self.emails = [(c.column, functools.partial(_email, label=c.label)) for c in mapping.emails]
+        self.phones = [(c.column, functools.partial(_phone, label=c.label)) for c in mapping.phones]
+        self.address_parts = tuple(mapping.address.parts().items()) if mapping.address else ()
+        label = mapping.address.label if mapping.address else ""
+
+        # Addresses are values, and files repeat them (cities, countries): build each once.
+        @functools.lru_cache(maxsize=4096)
+        def new_address(parts: tuple[tuple[str, str], ...]) -> Address:
+            fields: dict[str, Any] = dict(parts)
+            return Address(label=label, **fields)
+
+        self.new_address = new_address
 
     def read(self, row: _Row) -> _Parsed:
         m = self.m
         kw: dict[str, Any] = {}
         keys: list[tuple[str, str, str]] = []
         emails: dict[str, EmailAddress] = {}
-        for ec in m.emails:
-            email = row.check(ec.column, functools.partial(_email, label=ec.label))
+        for column, parse_email in self.emails:
+            email = row.check(column, parse_email)
             if email is not None and email.address.lower() not in emails:
                 emails[email.address.lower()] = email
-                keys.append(("email", email.address, ec.column))
+                keys.append(("email", email.address, column))
         phones: dict[str, PhoneNumber] = {}
-        for pc in m.phones:
-            phone = row.check(pc.column, functools.partial(_phone, label=pc.label))
+        for column, parse_phone in self.phones:
+            phone = row.check(column, parse_phone)
             if phone is not None and phone.number + phone.extension not in phones:
                 phones[phone.number + phone.extension] = phone
-                keys.append(("phone", phone.number, pc.column))
+                keys.append(("phone", phone.number, column))
         kw["emails"], kw["phones"] = list(emails.values()), list(phones.values())
         if m.address is not None:
             kw["addresses"] = self._address(row, m.address)
@@ -748,27 +760,26 @@ class _CustomerReader:
             customer = Customer(name=row.raw(m.name), **kw)
         except ValidationError as exc:
             for e in exc.errors:
-                column = m.name if e.path == "name" else m.tags if e.path.startswith("tags") else None
-                row.fail(column, e.reason if column else str(e))
+                where = m.name if e.path == "name" else m.tags if e.path.startswith("tags") else None
+                row.fail(where, e.reason if where else str(e))
         if row.errors:
             return _Parsed(row, None, [])
         return _Parsed(row, customer, keys)
 
-    @staticmethod
-    def _address(row: _Row, columns: AddressColumns) -> list[Address]:
-        parts: dict[str, Any] = {name: row.get(column) for name, column in columns.parts().items()}
-        if not any(parts.values()):
+    def _address(self, row: _Row, columns: AddressColumns) -> list[Address]:
+        parts = tuple((name, row.get(column)) for name, column in self.address_parts)
+        if not any(value for _, value in parts):
             return []
-        if not parts.get("country"):
+        if not dict(parts).get("country"):
             if columns.default_country is None:
                 row.fail(columns.country, "is required when the row has an address")
                 return []
-            parts["country"] = columns.default_country
+            parts = (*parts, ("country", columns.default_country))
         try:
-            return [Address(label=columns.label, **parts)]
+            return [self.new_address(parts)]
         except ValidationError as exc:
             for e in exc.errors:
-                row.fail(columns.parts().get(e.path), e.reason)
+                row.fail(dict(self.address_parts).get(e.path), e.reason)
             return []
 
 
