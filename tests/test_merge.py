@@ -339,7 +339,7 @@ def test_union_of_tags_and_consents_keeps_the_latest_consent_per_channel() -> No
     early, late = T0 - timedelta(days=10), T0
 
     def consent(channel: str, granted: bool, at: datetime) -> Consent:
-        return Consent(channel=channel, granted=granted, source="form", at=at)
+        return Consent(channel=ConsentChannel(channel), granted=granted, source="form", at=at)
 
     s = _c("S", tags=["vip"], consents=[consent("email", True, early), consent("sms", True, late)])
     d = _c("D", tags=["b2b", "vip"], consents=[consent("email", False, late), consent("post", True, early)])
@@ -390,7 +390,7 @@ def test_plan_refuses_bad_groups() -> None:
 def test_rules_are_checked_when_built() -> None:
     """Unknown fields (listing the valid ones), UNION on single values and bad rules fail at once."""
     with pytest.raises(ValidationError) as caught:
-        MergeRules(fields={"nmae": Survivorship.KEEP_NEWEST, "owner": Survivorship.UNION, "tags": "newest"})
+        MergeRules(fields={"nmae": Survivorship.KEEP_NEWEST, "owner": Survivorship.UNION, "tags": "newest"})  # type: ignore[dict-item]
     messages = [f"{e.path}: {e.reason}" for e in caught.value.errors]
     assert len(messages) == 3
     assert messages[0].startswith(
