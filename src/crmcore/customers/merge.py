@@ -278,7 +278,11 @@ def _union(field: str, records: Sequence[Customer]) -> tuple[tuple[Any, ...], Fi
                 sources.append(record.id)
     reason = f"every distinct item of {len(records)} records: {len(kept)} kept, {dropped} repeated dropped"
     if field != "tags":
-        reason += "; the survivor's primary stays primary"
+        reason += (
+            "; the survivor's primary stays primary"
+            if survivor_has_items
+            else "; the survivor had none: the first duplicate's primary stays primary"
+        )
     return tuple(kept), FieldChoice(
         field=field, rule=Survivorship.UNION, sources=tuple(sources), reason=reason
     )
