@@ -64,10 +64,12 @@ def test_demo_runs_twice_on_a_sqlite_file(tmp_path: Path, capsys: pytest.Capture
     assert code == 0, err
     # 120 customers and 122 events in 'demo', 5 customers and 5 events in 'demo-acme', plus history.
     history = titled(first, "Customer history: contacts, interactions, orders")
-    linked = sum(
-        int(re.search(rf"^  {kind}.*? ([\d,]+)$", history, re.M).group(1).replace(",", ""))  # type: ignore[union-attr]
+    counts = [
+        re.search(rf"^  {kind}.*? ([\d,]+)$", history, re.M)
         for kind in ("contacts", "interactions", "orders")
-    )
+    ]
+    linked = sum(int(m.group(1).replace(",", "")) for m in counts if m is not None)
+    assert all(counts)
     assert linked > N
     removed = f"{N + N + 2 + 5 + 5 + linked:,}"
     assert f"purge_tenant() removed {removed} rows left by an earlier run" in section(second, 1)
