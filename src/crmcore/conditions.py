@@ -15,6 +15,7 @@ custom field of another JSON type) is false, never "unknown"; ``Not`` flips exac
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 import typing as t
@@ -226,7 +227,7 @@ class Compare(Condition):
     value: Value = attrs.field(converter=_plain)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class In(Condition):
     """``field`` equals one of ``values``."""
 
@@ -562,6 +563,16 @@ def _relative_value(fd: FieldDef, cond: Relative, now: datetime | None) -> datet
     return cutoff.date() if fd.type is FieldType.DATE else cutoff
 
 
+_HASHED = {FieldType.TEXT, FieldType.INTEGER, FieldType.DATE, FieldType.DATETIME}
+"""Types whose equality is plain ``==``, so `In` can test membership in a set."""
+
+
+@functools.lru_cache(maxsize=64)
+def _value_set(cond: In) -> frozenset[t.Any]:
+    # In caches its hash, so a long list is hashed once, not once per object evaluated.
+    return frozenset(cond.values)
+
+
 def evaluate(cond: Condition, obj: t.Any, fields: FieldSet, now: datetime | None = None) -> bool:
     """Whether ``obj`` satisfies ``cond`` (check the condition first with `check_condition`).
 
@@ -583,6 +594,8 @@ def evaluate(cond: Condition, obj: t.Any, fields: FieldSet, now: datetime | None
             return not _eq(ft, actual, cond.value)
         return _ordered(ft, actual, cond.value, cond.op)
     if isinstance(cond, In):
+        if ft in _HASHED:
+            return actual is not None and actual in _value_set(cond)
         return any(_eq(ft, actual, v) for v in cond.values)
     if isinstance(cond, Contains):
         if ft is FieldType.TEXT_LIST:
