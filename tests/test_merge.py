@@ -80,10 +80,7 @@ Snapshot = dict[str, dict[str, Any]]
 def _snapshot(crm: CRM, tenant: str) -> Snapshot:
     """Every stored customer and linked record of ``tenant``, by repository name and id."""
     with crm.unit_of_work(tenant) as uow:
-        return {
-            a.attribute: {r.id: r for r in uow.repository(a).iter_all()}
-            for a in (uow_aggregate for uow_aggregate in _ALL)
-        }
+        return {a.attribute: {r.id: r for r in uow.repository(a).iter_all()} for a in _ALL}
 
 
 _ALL = list(crmcore.storage.AGGREGATES)
