@@ -435,7 +435,8 @@ def linked_records(uow: UnitOfWork, aggregate: Aggregate[Any], customer_ids: Seq
 
     Pages by id, so the caller may change or delete each record as it goes.
     """
-    assert aggregate.customer_field is not None
+    if aggregate.customer_field is None:
+        raise ValidationError("aggregate", f"{aggregate.name} records are not linked to customers")
     repo = uow.repository(aggregate)
     where = Field(aggregate.customer_field).in_(list(customer_ids))
     after: str | None = None
