@@ -307,17 +307,17 @@ def test_members_agree_with_the_oracle(
 ) -> None:
     """Random segments over fields, tags, custom fields and facts: the store's members are the oracle's."""
     customers, orders = history
-    facts = [_oracle_facts(c, orders, segment.currency) for c in customers]
-    expected = sorted(
-        (f for f in facts if evaluate(segment.condition, f, CUSTOMER_FACT_FIELDS, NOW)),
-        key=lambda f: f.customer.id,
-    )
-    for key, descending in reversed(sort_key(CUSTOMER_FACT_FIELDS, order)):
-        expected.sort(key=key, reverse=descending)
-    end = None if limit is None else offset + limit
     with crm.unit_of_work(f"t-{new_id()}") as uow:
-        uow.customers.bulk_add(customers)
+        uow.customers.bulk_add(customers)  # stamps version 1, as stored
         uow.orders.bulk_add(orders)
+        facts = [_oracle_facts(c, orders, segment.currency) for c in customers]
+        expected = sorted(
+            (f for f in facts if evaluate(segment.condition, f, CUSTOMER_FACT_FIELDS, NOW)),
+            key=lambda f: f.customer.id,
+        )
+        for key, descending in reversed(sort_key(CUSTOMER_FACT_FIELDS, order)):
+            expected.sort(key=key, reverse=descending)
+        end = None if limit is None else offset + limit
         got = members(uow, segment, now=NOW, order_by=order, limit=limit, offset=offset)
         assert _ids(got) == [f.customer.id for f in expected[offset:end]]
         assert count_members(uow, segment, NOW) == len(expected)
