@@ -267,6 +267,9 @@ def test_bad_queries_are_refused_at_once(crm: CRM) -> None:
     assert [e.path for e in caught.value.errors] == ["order_by[0]", "order_by[1]", "limit", "now"]
     with crm.unit_of_work(f"t-{new_id()}") as uow, pytest.raises(ValidationError, match="currency"):
         uow.customers.count_with_facts(Field("total_spend") > Money("1", "EUR"))
+    with crm.unit_of_work(f"t-{new_id()}") as uow, pytest.raises(ValidationError) as caught:
+        uow.customers.find_with_facts(Field("total_spend") > Money("1", "EUR"), currency="euro")
+    assert [e.path for e in caught.value.errors] == ["currency"]
 
 
 def test_every_store_has_a_customer_repository_with_facts(crm: CRM) -> None:

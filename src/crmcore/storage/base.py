@@ -397,12 +397,13 @@ class CustomerRepository(Repository[Customer]):
     ) -> datetime:
         """Check a facts query all at once; returns the aware ``now`` to evaluate it at."""
         errors: list[FieldError] = []
+        currency_ok = True
         if currency is not None:
             try:
                 check_currency(currency)
             except ValidationError as exc:
                 errors.extend(exc.errors)
-                currency = None
+                currency_ok = False
         try:
             self._check_query(
                 where,
@@ -410,7 +411,7 @@ class CustomerRepository(Repository[Customer]):
                 limit,
                 offset,
                 CUSTOMER_FACT_FIELDS,
-                lambda w: check_segment_condition(w, currency),
+                lambda w: check_segment_condition(w, currency, check_spend=currency_ok),
             )
         except ValidationError as exc:
             errors.extend(exc.errors)
