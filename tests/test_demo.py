@@ -14,6 +14,7 @@ import pytest
 import crmcore
 from crmcore import Field
 from crmcore.__main__ import main
+from crmcore.customers.segments import Segment, count_members
 from crmcore.demo import Progress
 from crmcore.demo_data import generate_customers
 
@@ -48,7 +49,7 @@ def without_timings(report: str) -> str:
     """
     body = report[report.index("2. The data set") : report.index(titled(report, "Next steps"))]
     body = re.sub(r"\s+\d+\.\d ms$", "", body, flags=re.M)
-    body = re.sub(r" in \d+\.\d\d s\.$", " in N s.", body, flags=re.M)
+    body = re.sub(r" (in|took) \d+\.\d\d s\.$", r" \1 N s.", body, flags=re.M)
     body = re.sub(r"(position |events_since\()[\d,]+", r"\1N", body)
     return re.sub(r"^(\s+)[\d,]+(  customer\.)", r"\1N\2", body, flags=re.M)
 
@@ -71,7 +72,13 @@ def test_demo_runs_twice_on_a_sqlite_file(tmp_path: Path, capsys: pytest.Capture
     linked = sum(int(m.group(1).replace(",", "")) for m in counts if m is not None)
     assert all(counts)
     assert linked > N
-    removed = f"{N + N + 2 + 5 + 5 + linked:,}"
+    # the duplicates section adds k re-entered copies with one interaction each, then merges them:
+    # k interactions and k CustomersMerged events stay.
+    copies = re.search(
+        r"re-entered (\d+) existing customers", titled(first, "Duplicates: found, explained and merged")
+    )
+    assert copies is not None
+    removed = f"{N + N + 2 + 5 + 5 + linked + 2 * int(copies.group(1)):,}"
     assert f"purge_tenant() removed {removed} rows left by an earlier run" in section(second, 1)
     assert without_timings(first) == without_timings(second)
 
@@ -129,7 +136,16 @@ def test_report_numbers_are_consistent(tmp_path: Path, capsys: pytest.CaptureFix
         assert re.search(rf"orders \(purchases\) \.+ {totals.orders}$", view, re.M)
         history = titled(report, "Customer history: contacts, interactions, orders")
         assert re.search(rf"^  orders \.+ {uow.orders.count():,}$", history, re.M)
-        assert re.search(rf"^  interactions \.+ {uow.interactions.count():,}$", history, re.M)
+        dupes = titled(report, "Duplicates: found, explained and merged")
+        copies = int(re.search(r"re-entered (\d+) existing", dupes).group(1))  # type: ignore[union-attr]
+        assert re.search(rf"^  interactions \.+ {uow.interactions.count() - copies:,}$", history, re.M)
+        assert re.search(rf"of them re-entered copies \.+ {copies}  recall 100.0%$", dupes, re.M)
+        assert re.search(rf"customers after merging \.+ {N}$", dupes, re.M)
+        assert re.search(rf"records moved to survivors \.+ interactions {copies}$", dupes, re.M)
+
+        segments = titled(report, "Segments: conditions over customers and what they bought")
+        loyal = Segment(name="x", condition=(Field("kind") == "company") & (Field("order_count") >= 5))
+        assert re.search(rf"Loyal companies \.+ {count_members(uow, loyal)} ", segments)
 
 
 def test_memory_and_sqlite_give_the_same_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TextIO
 
@@ -76,3 +77,10 @@ def day(at: datetime | None) -> str:
 
 def short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def timed(fn: Callable[[], int]) -> tuple[int, float]:
+    """``fn()``'s result and how long it took, in milliseconds."""
+    started = time.perf_counter()
+    result = fn()
+    return result, (time.perf_counter() - started) * 1000

@@ -12,7 +12,7 @@ import random
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from itertools import islice
@@ -24,8 +24,8 @@ from sqlalchemy.engine import make_url
 
 import crmcore
 from crmcore import CRM, ConcurrencyError, Field, FixedClock, Money, NotFound, ValidationError
-from crmcore._demo_customers import history_section, view_section
-from crmcore._report import Report, day, money, n, short
+from crmcore._demo_customers import duplicates_section, history_section, segments_section, view_section
+from crmcore._report import Report, day, money, n, short, timed
 from crmcore.conditions import Condition
 from crmcore.customers import Customer
 from crmcore.demo_data import COUNTRIES, DEMO_NOW, generate_customers, seeded_id
@@ -101,12 +101,6 @@ class Progress:
             self.stream.flush()
 
 
-def _timed(fn: Callable[[], int]) -> tuple[int, float]:
-    started = time.perf_counter()
-    result = fn()
-    return result, (time.perf_counter() - started) * 1000
-
-
 def _describe_store(crm: CRM, url: str) -> str:
     caps = crm.capabilities
     if caps.name == "memory":
@@ -167,6 +161,8 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
             customers = list(uow.customers.iter_all())
         history_section(crm, tenant, customers, options.seed, report)
         view_section(crm, tenant, report)
+        segments_section(crm, tenant, report)
+        duplicates_section(crm, tenant, options.seed, report)
         _next_steps(crm, options, report)
 
 
@@ -333,7 +329,7 @@ def _counting(crm: CRM, tenant: str, report: Report) -> None:
     report.line()
     with crm.unit_of_work(tenant) as uow:
         for question, code, condition in _QUERIES:
-            count, ms = _timed(lambda c=condition: uow.customers.count(c))  # type: ignore[misc]
+            count, ms = timed(lambda c=condition: uow.customers.count(c))  # type: ignore[misc]
             report.leader(question, n(count), f"{ms:6.1f} ms")
             for code_line in code.splitlines():
                 report.line(f"      {code_line}")

@@ -420,7 +420,9 @@ def _created_at(rng: random.Random, now: datetime) -> datetime:
     return at.replace(microsecond=0)
 
 
-def _person(country: Country, rng: random.Random) -> tuple[str, tuple[EmailAddress, ...], dict[str, object]]:
+def _person(
+    country: Country, rng: random.Random, taken: set[str]
+) -> tuple[str, tuple[EmailAddress, ...], dict[str, object]]:
     first, last = rng.choice(country.first_names), rng.choice(country.last_names)
     local = rng.choice(
         (
@@ -430,17 +432,27 @@ def _person(country: Country, rng: random.Random) -> tuple[str, tuple[EmailAddre
     )
     if rng.random() < 0.3:
         local += str(rng.randrange(1, 100))
-    emails = (
-        EmailAddress(address=f"{local}@{rng.choice(country.mail_domains)}", label="home", primary=True),
-    )
+    domain = rng.choice(country.mail_domains)
+    while f"{local}@{domain}" in taken:  # a mailbox has one owner: the next free number
+        local += str(rng.randrange(10))
+    taken.add(f"{local}@{domain}")
+    emails = (EmailAddress(address=f"{local}@{domain}", label="home", primary=True),)
     return f"{first} {last}", emails, {}
 
 
-def _company(country: Country, rng: random.Random) -> tuple[str, tuple[EmailAddress, ...], dict[str, object]]:
+def _company(
+    country: Country, rng: random.Random, taken: set[str]
+) -> tuple[str, tuple[EmailAddress, ...], dict[str, object]]:
     industry = rng.choice(INDUSTRIES)
-    core = f"{rng.choice(country.company_words)} {rng.choice(_COMPANY_TRADES[industry])}"
+    for attempt in range(50):  # a firm's name (and so its domain) is its own
+        core = f"{rng.choice(country.company_words)} {rng.choice(_COMPANY_TRADES[industry])}"
+        if attempt >= 10:
+            core = f"{core} {rng.choice(country.cities)[0]}"
+        domain = f"{_slug(core)}.{country.tld}"
+        if domain not in taken:
+            break
+    taken.add(domain)
     name = f"{core} {rng.choice(country.company_suffixes)}"
-    domain = f"{_slug(core)}.{country.tld}"
     mailbox = rng.choice(("info", "sales", "contact", "office", "billing"))
     emails = (EmailAddress(address=f"{mailbox}@{domain}", label="work", primary=True),)
     custom: dict[str, object] = {
@@ -461,10 +473,11 @@ def generate_customers(count: int, *, seed: int = 42, now: datetime = DEMO_NOW) 
     rng = random.Random(seed)
     weights = [c.weight for c in COUNTRIES]
     stamps = sorted(_created_at(rng, now) for _ in range(count))
+    taken: set[str] = set()
     for created_at in stamps:
         country = rng.choices(COUNTRIES, weights)[0]
         kind = CustomerKind.COMPANY if rng.random() < 0.3 else CustomerKind.PERSON
-        name, emails, custom = (_company if kind is CustomerKind.COMPANY else _person)(country, rng)
+        name, emails, custom = (_company if kind is CustomerKind.COMPANY else _person)(country, rng, taken)
         tier = rng.choices(TIERS, _TIER_WEIGHTS)[0]
         custom["tier"] = tier
         custom["source"] = rng.choice(_SOURCES)
