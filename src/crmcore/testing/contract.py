@@ -38,6 +38,7 @@ from crmcore.money import Money
 from crmcore.storage.base import DEFAULT_TENANT, UnitOfWork
 from crmcore.testing import strategies as cst
 from crmcore.testing.records_contract import RecordsContract
+from crmcore.testing.segments_contract import SegmentsContract
 
 __all__ = ["StoreContract"]
 
@@ -58,7 +59,7 @@ def _ids(objs: list[Customer]) -> list[str]:
     return [o.id for o in objs]
 
 
-class StoreContract(RecordsContract):
+class StoreContract(RecordsContract, SegmentsContract):
     """Abstract contract tests; subclass and implement `create_crm` (and `dispose_crm` if needed)."""
 
     def create_crm(self) -> CRM:
