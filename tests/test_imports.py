@@ -19,7 +19,6 @@ from crmcore.customers.imports import (
     AddressColumns,
     CustomColumn,
     CustomerMapping,
-    CustomFieldType,
     DuplicatePolicy,
     DuplicateRow,
     EmailColumn,
@@ -31,6 +30,7 @@ from crmcore.customers.imports import (
     import_customers,
     import_orders,
 )
+from crmcore.customers.schema import CustomFieldType
 from crmcore.ids import new_id
 from crmcore.serialization import structure, unstructure
 from crmcore.storage.sql import SqlStore
@@ -46,7 +46,7 @@ MAPPING = CustomerMapping(
     address=AddressColumns(line1="Street", city="City", postal_code="Zip", country="Country"),
     tags="Tags",
     birthday="Born",
-    custom=[CustomColumn(column="Shoe size", key="shoe_size", type=CustomFieldType.INT)],
+    custom=[CustomColumn(column="Shoe size", key="shoe_size", type=CustomFieldType.INTEGER)],
 )
 HEADER = "Name,Type,Email,Private email,Phone,Street,City,Zip,Country,Tags,Born,Shoe size\n"
 
@@ -114,7 +114,7 @@ def test_mappings_round_trip_through_the_converter() -> None:
     )
     assert structure(unstructure(MAPPING), CustomerMapping) == MAPPING
     assert structure(unstructure(orders), OrderMapping) == orders
-    assert unstructure(MAPPING)["custom"] == [{"column": "Shoe size", "key": "shoe_size", "type": "int"}]
+    assert unstructure(MAPPING)["custom"] == [{"column": "Shoe size", "key": "shoe_size", "type": "integer"}]
 
 
 def test_unknown_and_bad_mapping_fields_are_refused_together() -> None:
@@ -365,30 +365,46 @@ def test_external_ids_become_customer_ids(target: Target) -> None:
 
 
 def test_custom_field_types() -> None:
-    """Custom columns are read as text, int, decimal (exact string), bool or date; bad cells reported."""
+    """Custom columns are read as each schema type (decimal as exact string); bad cells reported."""
     mapping = CustomerMapping(
         name="N",
         date_format="%d.%m.%Y",
         custom=[
             CustomColumn(column="T", key="t"),
-            CustomColumn(column="I", key="i", type=CustomFieldType.INT),
+            CustomColumn(column="I", key="i", type=CustomFieldType.INTEGER),
             CustomColumn(column="D", key="d", type=CustomFieldType.DECIMAL),
-            CustomColumn(column="B", key="b", type=CustomFieldType.BOOL),
+            CustomColumn(column="B", key="b", type=CustomFieldType.BOOLEAN),
             CustomColumn(column="Day", key="day", type=CustomFieldType.DATE),
+            CustomColumn(column="X", key="x", type=CustomFieldType.NUMBER),
+            CustomColumn(column="M", key="m", type=CustomFieldType.MULTI_CHOICE),
         ],
     )
     crm = crmcore.open("memory://")
-    header = "N,T,I,D,B,Day\n"
+    header = "N,T,I,D,B,Day,X,M\n"
     report = import_customers(
         crm,
-        rows("A, x ,-3,19.90,Yes,01.02.2024", "B,,1.5,abc,maybe,2024-02-01", header=header),
+        rows(
+            "A, x ,-3,19.90,Yes,01.02.2024,2.5,red; blue;red",
+            "B,,1.5,abc,maybe,2024-02-01,many,x",
+            "C,,,,,,7,",
+            header=header,
+        ),
         mapping,
         mode=SKIP,
     )
-    assert [e.field for e in report.errors] == ["I", "D", "B", "Day"]
+    assert [e.field for e in report.errors] == ["I", "D", "B", "Day", "X"]
     with crm.unit_of_work() as uow:
-        (a,) = uow.customers.find()
-    assert a.custom == {"t": "x", "i": -3, "d": "19.90", "b": True, "day": "2024-02-01"}
+        a, c = uow.customers.find(order_by=["name"])
+    assert a.custom == {
+        "t": "x",
+        "i": -3,
+        "d": "19.90",
+        "b": True,
+        "day": "2024-02-01",
+        "x": 2.5,
+        "m": ["blue", "red"],
+    }
+    assert c.custom["x"] == 7 and type(c.custom["x"]) is int
 
 
 def test_progress_is_reported_every_batch(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from crmcore.customers.contact_points import Address, EmailAddress, PhoneNumber,
 from crmcore.customers.contact_points import phone_region as _phone_region
 from crmcore.customers.customer import Customer, CustomerKind, LifecycleStage
 from crmcore.customers.order import Order, OrderLine, OrderStatus, SalesChannel
+from crmcore.customers.schema import CustomFieldType
 from crmcore.errors import FieldError, ValidationError
 from crmcore.ids import check_id, new_id
 from crmcore.money import Money, check_currency
@@ -44,7 +45,6 @@ if TYPE_CHECKING:  # the facade imports this package, so only type checkers impo
 __all__ = [
     "AddressColumns",
     "CustomColumn",
-    "CustomFieldType",
     "CustomerMapping",
     "DuplicatePolicy",
     "DuplicateRow",
@@ -89,19 +89,6 @@ class DuplicatePolicy(enum.Enum):
     """Store it without looking for duplicates at all (no lookups; nothing listed)."""
     ERROR = "error"
     """Treat the row as bad: a `RowError` (so ``ALL_OR_NOTHING`` stores nothing)."""
-
-
-class CustomFieldType(enum.Enum):
-    """How a CSV cell becomes a custom field value (custom fields hold JSON values)."""
-
-    TEXT = "text"
-    INT = "int"
-    DECIMAL = "decimal"
-    """Checked as a decimal number, stored as its exact string (``"19.90"``), as crmcore stores Decimals."""
-    BOOL = "bool"
-    """``true/false``, ``yes/no``, ``y/n``, ``1/0`` (any case)."""
-    DATE = "date"
-    """Parsed with the mapping's ``date_format``, stored as ``YYYY-MM-DD``."""
 
 
 # --- mapping -----------------------------------------------------------------------------------
@@ -607,8 +594,13 @@ def _positive(value: str) -> Decimal:
     return number
 
 
+_MULTI = ";"
+"""Separator of the choices in one multi_choice cell (``"red; blue"``)."""
+
+
 def _custom_parser(kind: CustomFieldType, date_format: str | None) -> Callable[[str], Any]:
-    if kind is CustomFieldType.INT:
+    """Cell text -> the JSON value a custom field of ``kind`` holds (see `crmcore.customers.schema`)."""
+    if kind is CustomFieldType.INTEGER:
 
         def parse_int(value: str) -> int:
             if not _INT.match(value):
@@ -618,7 +610,16 @@ def _custom_parser(kind: CustomFieldType, date_format: str | None) -> Callable[[
         return parse_int
     if kind is CustomFieldType.DECIMAL:
         return lambda value: str(_parse_decimal(value))
-    if kind is CustomFieldType.BOOL:
+    if kind is CustomFieldType.NUMBER:
+
+        def parse_number(value: str) -> int | float:
+            number = _parse_decimal(value)
+            return int(number) if number == number.to_integral_value() else float(number)
+
+        return parse_number
+    if kind is CustomFieldType.MULTI_CHOICE:
+        return lambda value: sorted({part.strip() for part in value.split(_MULTI) if part.strip()})
+    if kind is CustomFieldType.BOOLEAN:
 
         def parse_bool(value: str) -> bool:
             if value.lower() in _TRUE:

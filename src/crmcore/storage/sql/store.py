@@ -145,14 +145,23 @@ class SqlStore:
             event.listen(self.engine, "connect", _sqlite_pragmas(in_memory))
 
     def create_schema(self) -> None:
-        """Create crmcore's tables if they are missing (for quick starts; hosts may use Alembic)."""
+        """Create crmcore's tables if they are missing, at the newest migration (idempotent).
+
+        A new database is created and stamped with the newest revision, so later versions of
+        crmcore can upgrade it (`crmcore.storage.sql.migrate`); one that crmcore's migrations
+        manage is upgraded; tables a host created itself only get missing tables added.
+        """
+        from crmcore.storage.sql.migrate import ensure_schema
+
         with translate_errors("create schema"), self.engine.begin() as conn:
-            self.metadata.create_all(conn)
+            ensure_schema(conn)
 
     def drop_schema(self) -> None:
-        """Drop crmcore's tables and everything in them."""
+        """Drop crmcore's tables (and its migration version table) and everything in them."""
+        from crmcore.storage.sql.migrate import drop_schema
+
         with translate_errors("drop schema"), self.engine.begin() as conn:
-            self.metadata.drop_all(conn)
+            drop_schema(conn)
 
     def unit_of_work(
         self,
