@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import operator
 import re
 import typing as t
 from collections.abc import Callable, Iterable, Mapping
@@ -52,8 +53,10 @@ __all__ = [
     "TimeUnit",
     "Value",
     "check_condition",
+    "enum_field",
     "evaluate",
     "needs_now",
+    "record_fields",
     "register_condition_hooks",
     "relative_cutoff",
     "sort_key",
@@ -138,6 +141,24 @@ class FieldDef:
     get: Callable[[t.Any], t.Any] = attrs.field(eq=False, repr=False)
     nullable: bool = True
     choices: tuple[str, ...] | None = None
+
+
+def enum_field(name: str, cls: type[enum.Enum], attribute: str | None = None) -> FieldDef:
+    """A required text field holding an enum member's value; the enum's values are its choices."""
+    get = operator.attrgetter(attribute or name)
+    return FieldDef(
+        name, FieldType.TEXT, lambda obj: get(obj).value, nullable=False, choices=tuple(m.value for m in cls)
+    )
+
+
+def record_fields() -> list[FieldDef]:
+    """``id``, ``created_at``, ``updated_at`` and ``version``: what every stored aggregate has."""
+    return [
+        FieldDef("id", FieldType.TEXT, operator.attrgetter("id"), nullable=False),
+        FieldDef("created_at", FieldType.DATETIME, operator.attrgetter("created_at"), nullable=False),
+        FieldDef("updated_at", FieldType.DATETIME, operator.attrgetter("updated_at"), nullable=False),
+        FieldDef("version", FieldType.INTEGER, operator.attrgetter("version"), nullable=False),
+    ]
 
 
 @attrs.frozen

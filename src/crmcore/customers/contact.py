@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from crmcore.conditions import FieldDef, FieldSet, FieldType
+from crmcore.conditions import FieldDef, FieldSet, FieldType, record_fields
 from crmcore.customers.contact_points import (
     Consent,
     ConsentChannel,
@@ -79,7 +79,7 @@ class Contact:
 CONTACT_FIELDS = FieldSet.of(
     "Contact",
     [
-        FieldDef("id", FieldType.TEXT, lambda c: c.id, nullable=False),
+        *record_fields(),
         FieldDef("customer_id", FieldType.TEXT, lambda c: c.customer_id, nullable=False),
         FieldDef("name", FieldType.TEXT, lambda c: c.name, nullable=False),
         FieldDef("title", FieldType.TEXT, lambda c: c.title, nullable=False),
@@ -87,9 +87,6 @@ CONTACT_FIELDS = FieldSet.of(
         FieldDef("email", FieldType.TEXT, lambda c: c.primary_email),
         FieldDef("phone", FieldType.TEXT, lambda c: c.primary_phone),
         FieldDef("owner", FieldType.TEXT, lambda c: c.owner),
-        FieldDef("created_at", FieldType.DATETIME, lambda c: c.created_at, nullable=False),
-        FieldDef("updated_at", FieldType.DATETIME, lambda c: c.updated_at, nullable=False),
-        FieldDef("version", FieldType.INTEGER, lambda c: c.version, nullable=False),
     ],
     json={"custom": lambda c: c.custom},
 )

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from crmcore.conditions import FieldDef, FieldSet, FieldType
+from crmcore.conditions import FieldDef, FieldSet, FieldType, enum_field, record_fields
 from crmcore.customers.contact_points import (
     Address,
     Consent,
@@ -139,34 +139,19 @@ class Customer:
 CUSTOMER_FIELDS = FieldSet.of(
     "Customer",
     [
-        FieldDef("id", FieldType.TEXT, lambda c: c.id, nullable=False),
+        *record_fields(),
         FieldDef("name", FieldType.TEXT, lambda c: c.name, nullable=False),
-        FieldDef(
-            "kind",
-            FieldType.TEXT,
-            lambda c: c.kind.value,
-            nullable=False,
-            choices=tuple(k.value for k in CustomerKind),
-        ),
+        enum_field("kind", CustomerKind),
         FieldDef("owner", FieldType.TEXT, lambda c: c.owner),
         FieldDef("currency", FieldType.TEXT, lambda c: c.currency),
         FieldDef("credit_limit", FieldType.MONEY, lambda c: c.credit_limit),
         FieldDef("birthday", FieldType.DATE, lambda c: c.birthday),
-        FieldDef(
-            "lifecycle_stage",
-            FieldType.TEXT,
-            lambda c: c.lifecycle_stage.value,
-            nullable=False,
-            choices=tuple(s.value for s in LifecycleStage),
-        ),
+        enum_field("lifecycle_stage", LifecycleStage),
         FieldDef("email", FieldType.TEXT, lambda c: c.primary_email),
         FieldDef("phone", FieldType.TEXT, lambda c: c.primary_phone),
         FieldDef("country", FieldType.TEXT, lambda c: c.country),
         FieldDef("city", FieldType.TEXT, lambda c: c.city),
         FieldDef("tags", FieldType.TEXT_LIST, lambda c: c.tags, nullable=False),
-        FieldDef("created_at", FieldType.DATETIME, lambda c: c.created_at, nullable=False),
-        FieldDef("updated_at", FieldType.DATETIME, lambda c: c.updated_at, nullable=False),
-        FieldDef("version", FieldType.INTEGER, lambda c: c.version, nullable=False),
     ],
     json={"custom": lambda c: c.custom},
 )

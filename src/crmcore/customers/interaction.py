@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from crmcore.conditions import FieldDef, FieldSet, FieldType
+from crmcore.conditions import FieldDef, FieldSet, FieldType, enum_field, record_fields
 from crmcore.errors import ValidationError
 from crmcore.ids import check_id, new_id
 from crmcore.validation import (
@@ -85,31 +85,16 @@ class Interaction:
 INTERACTION_FIELDS = FieldSet.of(
     "Interaction",
     [
-        FieldDef("id", FieldType.TEXT, lambda i: i.id, nullable=False),
+        *record_fields(),
         FieldDef("customer_id", FieldType.TEXT, lambda i: i.customer_id, nullable=False),
         FieldDef("contact_id", FieldType.TEXT, lambda i: i.contact_id),
         FieldDef("occurred_at", FieldType.DATETIME, lambda i: i.occurred_at, nullable=False),
-        FieldDef(
-            "channel",
-            FieldType.TEXT,
-            lambda i: i.channel.value,
-            nullable=False,
-            choices=tuple(c.value for c in InteractionChannel),
-        ),
-        FieldDef(
-            "direction",
-            FieldType.TEXT,
-            lambda i: i.direction.value,
-            nullable=False,
-            choices=tuple(d.value for d in Direction),
-        ),
+        enum_field("channel", InteractionChannel),
+        enum_field("direction", Direction),
         FieldDef("owner", FieldType.TEXT, lambda i: i.owner),
         FieldDef("subject", FieldType.TEXT, lambda i: i.subject, nullable=False),
         FieldDef("outcome", FieldType.TEXT, lambda i: i.outcome, nullable=False),
         FieldDef("duration_seconds", FieldType.INTEGER, lambda i: i.duration_seconds),
-        FieldDef("created_at", FieldType.DATETIME, lambda i: i.created_at, nullable=False),
-        FieldDef("updated_at", FieldType.DATETIME, lambda i: i.updated_at, nullable=False),
-        FieldDef("version", FieldType.INTEGER, lambda i: i.version, nullable=False),
     ],
     json={"custom": lambda i: i.custom},
 )

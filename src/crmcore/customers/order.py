@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from crmcore.conditions import FieldDef, FieldSet, FieldType
+from crmcore.conditions import FieldDef, FieldSet, FieldType, enum_field, record_fields
 from crmcore.errors import FieldError, ValidationError
 from crmcore.ids import check_id, new_id
 from crmcore.money import Money, _to_decimal, check_currency
@@ -178,29 +178,14 @@ class Order:
 ORDER_FIELDS = FieldSet.of(
     "Order",
     [
-        FieldDef("id", FieldType.TEXT, lambda o: o.id, nullable=False),
+        *record_fields(),
         FieldDef("customer_id", FieldType.TEXT, lambda o: o.customer_id, nullable=False),
         FieldDef("number", FieldType.TEXT, lambda o: o.number, nullable=False),
         FieldDef("ordered_at", FieldType.DATETIME, lambda o: o.ordered_at, nullable=False),
-        FieldDef(
-            "status",
-            FieldType.TEXT,
-            lambda o: o.status.value,
-            nullable=False,
-            choices=tuple(s.value for s in OrderStatus),
-        ),
-        FieldDef(
-            "channel",
-            FieldType.TEXT,
-            lambda o: o.channel.value,
-            nullable=False,
-            choices=tuple(c.value for c in SalesChannel),
-        ),
+        enum_field("status", OrderStatus),
+        enum_field("channel", SalesChannel),
         FieldDef("currency", FieldType.TEXT, lambda o: o.currency, nullable=False),
         FieldDef("total", FieldType.MONEY, lambda o: o.total, nullable=False),
-        FieldDef("created_at", FieldType.DATETIME, lambda o: o.created_at, nullable=False),
-        FieldDef("updated_at", FieldType.DATETIME, lambda o: o.updated_at, nullable=False),
-        FieldDef("version", FieldType.INTEGER, lambda o: o.version, nullable=False),
     ],
     json={"custom": lambda o: o.custom},
 )
