@@ -8,7 +8,7 @@ and their records are replaced by `EventRedacted` markers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
@@ -21,7 +21,7 @@ from crmcore.customers.customer import Customer
 from crmcore.customers.merge import CustomersMerged, linked_records
 from crmcore.customers.order import Order
 from crmcore.errors import ValidationError
-from crmcore.events import DomainEvent, OutboxRecord, event_to_data
+from crmcore.events import DomainEvent, event_to_data
 from crmcore.ids import check_id, new_id
 from crmcore.serialization import unstructure
 from crmcore.storage.base import CUSTOMER_LINKS, UnitOfWork
@@ -74,35 +74,23 @@ def record_consent(holder: H, channel: ConsentChannel | str, granted: bool, sour
 
 # --- the outbox ------------------------------------------------------------------------------------
 
-_PAGE = 1000
-
-
-def _outbox(uow: UnitOfWork) -> Iterator[OutboxRecord]:
-    position = 0
-    while True:
-        page = uow.events_since(position, _PAGE)
-        yield from page
-        if len(page) < _PAGE:
-            return
-        position = page[-1].position
-
 
 def merged_into(uow: UnitOfWork, customer_id: str) -> tuple[str, ...]:
     """Ids of the customers merged into ``customer_id`` (directly or through earlier merges).
 
-    Read from `CustomersMerged` events in the outbox: their events may name the same person.
+    Read from `CustomersMerged` events in the outbox (one indexed lookup per generation of
+    merges): their events may name the same person.
     """
-    merges: dict[str, list[str]] = {}
-    for record in _outbox(uow):
-        if isinstance(record.event, CustomersMerged):
-            merges.setdefault(record.event.aggregate_id, []).extend(record.event.duplicate_ids)
     found: list[str] = []
-    todo = [customer_id]
-    while todo:
-        for dup in merges.get(todo.pop(), ()):
-            if dup != customer_id and dup not in found:
-                found.append(dup)
-                todo.append(dup)
+    frontier = [customer_id]
+    while frontier:
+        merges = uow.events_about(frontier, event_types=[CustomersMerged.event_type])
+        frontier = []
+        for record in merges:
+            for dup in getattr(record.event, "duplicate_ids", ()):
+                if dup != customer_id and dup not in found:
+                    found.append(dup)
+                    frontier.append(dup)
     return tuple(found)
 
 
@@ -136,8 +124,7 @@ def export_customer(uow: UnitOfWork, customer_id: str, *, now: datetime | None =
     ids.update(merged)
     events = [
         {"position": r.position, "event_type": r.event.event_type, "event": event_to_data(r.event)}
-        for r in _outbox(uow)
-        if r.event.aggregate_id in ids
+        for r in uow.events_about(ids)
     ]
     return {
         "format": EXPORT_FORMAT,

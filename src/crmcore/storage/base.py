@@ -600,6 +600,30 @@ class UnitOfWork(abc.ABC):
             raise ValidationError("limit", f"must be an integer from 1 to 10000, got {limit!r}")
         return self._events_since(position, limit)
 
+    def events_about(
+        self, aggregate_ids: Iterable[str], *, event_types: Iterable[str] | None = None
+    ) -> list[OutboxRecord]:
+        """This tenant's committed events whose ``aggregate_id`` is one of ``aggregate_ids``.
+
+        In position order; only the given ``event_types`` when set. An index lookup on SQL stores,
+        so exporting or erasing one customer does not read the whole outbox.
+        """
+        self.require_open()
+        errors: list[FieldError] = []
+        if isinstance(aggregate_ids, str):
+            errors.append(FieldError("aggregate_ids", "must be a list of ids, not one string"))
+            aggregate_ids = ()
+        if isinstance(event_types, str):
+            errors.append(FieldError("event_types", "must be a list of event type names, not one string"))
+            event_types = ()
+        if errors:
+            raise ValidationError.from_errors(errors)
+        ids = sorted({check_id(i, "aggregate_ids") for i in aggregate_ids})
+        types = None if event_types is None else sorted(set(event_types))
+        if not ids or types == []:
+            return []
+        return self._events_about(ids, types)
+
     def repository(self, aggregate: Aggregate[T]) -> Repository[T]:
         """The repository of ``aggregate`` in this unit of work."""
         repo: Repository[T] = getattr(self, aggregate.attribute)
@@ -640,6 +664,11 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def _redact_events(self, aggregate_ids: list[str]) -> int: ...
+
+    @abc.abstractmethod
+    def _events_about(
+        self, aggregate_ids: list[str], event_types: list[str] | None
+    ) -> list[OutboxRecord]: ...
 
 
 @runtime_checkable

@@ -178,6 +178,17 @@ class MemoryUnitOfWork(UnitOfWork):
         )
         return attrs.evolve(record, event=marker)
 
+    def _events_about(self, aggregate_ids: list[str], event_types: list[str] | None) -> list[OutboxRecord]:
+        ids, types = set(aggregate_ids), None if event_types is None else set(event_types)
+        with self.store.lock:
+            return [
+                r
+                for r in self.store.outbox
+                if r.tenant == self.tenant
+                and r.event.aggregate_id in ids
+                and (types is None or r.event.event_type in types)
+            ]
+
     def _redact_events(self, aggregate_ids: list[str]) -> int:
         ids = set(aggregate_ids)
         self.redact |= ids

@@ -21,7 +21,7 @@ from crmcore.customers.customer import Customer, LifecycleStage
 from crmcore.customers.interaction import Interaction, InteractionChannel
 from crmcore.customers.order import Order, OrderLine, OrderStatus, order_totals
 from crmcore.errors import ConcurrencyError, NotFound, ValidationError
-from crmcore.events import CustomerCreated, EventRedacted
+from crmcore.events import CustomerCreated, CustomerUpdated, EventRedacted
 from crmcore.facade import CRM
 from crmcore.ids import new_id
 from crmcore.money import Money
@@ -248,6 +248,32 @@ class RecordsContract:
         assert "Secret Name" in repr(crm.events_since(0, tenant=other))
         with crm.unit_of_work(tenant) as uow, pytest.raises(ValidationError, match="aggregate_ids"):
             uow.redact_events("c0")
+
+    def test_events_about_finds_one_aggregates_events(self, crm: CRM, tenant: str) -> None:
+        """events_about returns the committed events of given aggregates, in order, in this tenant."""
+        other = f"{tenant}-other"
+        for t in (tenant, other):
+            with crm.unit_of_work(t) as uow:
+                uow.record(
+                    CustomerCreated(aggregate_id="c0", occurred_at=T0, name="A"),
+                    CustomerCreated(aggregate_id="c1", occurred_at=T0, name="B"),
+                    CustomerUpdated(aggregate_id="c0", occurred_at=T0, fields=("name",)),
+                )
+                uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            uow.record(CustomerCreated(aggregate_id="c0", occurred_at=T0, name="not committed"))
+            found = uow.events_about(["c0", "nobody"])
+            assert [r.event.event_type for r in found] == ["customer.created", "customer.updated"]
+            assert [r.position for r in found] == sorted(r.position for r in found)
+            assert {r.tenant for r in found} == {tenant}
+            updated = uow.events_about(["c0", "c1"], event_types=["customer.updated"])
+            assert [(r.event.aggregate_id, r.event.event_type) for r in updated] == [
+                ("c0", "customer.updated")
+            ]
+            assert uow.events_about([]) == [] and uow.events_about(["c0"], event_types=[]) == []
+            with pytest.raises(ValidationError) as caught:
+                uow.events_about("c0", event_types="customer.created")
+            assert [e.path for e in caught.value.errors] == ["aggregate_ids", "event_types"]
 
     def test_customer_links_name_every_linked_repository(self, crm: CRM, tenant: str) -> None:
         """Every aggregate registered as customer-linked has a repository and a customer field."""

@@ -301,6 +301,25 @@ class SqlUnitOfWork(UnitOfWork):
             for r in rows
         ]
 
+    def _events_about(self, aggregate_ids: list[str], event_types: list[str] | None) -> list[OutboxRecord]:
+        o = tables.outbox.c
+        rows: list[Any] = []
+        with translate_errors("events_about"):
+            for start in range(0, len(aggregate_ids), _ID_CHUNK):
+                stmt = select(o.position, o.event_type, o.payload).where(
+                    o.tenant_id == self.tenant, o.aggregate_id.in_(aggregate_ids[start : start + _ID_CHUNK])
+                )
+                if event_types is not None:
+                    stmt = stmt.where(o.event_type.in_(event_types))
+                rows += self.conn.execute(stmt).all()
+        rows.sort(key=lambda r: r.position)
+        return [
+            OutboxRecord(
+                position=r.position, tenant=self.tenant, event=event_from_data(r.event_type, r.payload)
+            )
+            for r in rows
+        ]
+
     def _redact_events(self, aggregate_ids: list[str]) -> int:
         o = tables.outbox.c
         marker = EventRedacted.event_type

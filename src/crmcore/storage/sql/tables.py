@@ -137,5 +137,6 @@ outbox = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("payload", JsonDocument, nullable=False),
     Index(None, "tenant_id", "position"),
+    Index(None, "tenant_id", "aggregate_id"),  # events_about: export and erasure of one customer
     sqlite_autoincrement=True,  # positions are never reused, even after purge_tenant
 )

@@ -154,6 +154,7 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_crm_outbox_tenant_id_position"), "crm_outbox", ["tenant_id", "position"])
+    op.create_index(op.f("ix_crm_outbox_tenant_id_aggregate_id"), "crm_outbox", ["tenant_id", "aggregate_id"])
 
 
 def downgrade() -> None:
