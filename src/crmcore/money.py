@@ -10,7 +10,7 @@ import attrs
 
 from crmcore.errors import ValidationError
 
-__all__ = ["CURRENCIES", "Money", "check_currency", "minor_units"]
+__all__ = ["CURRENCIES", "MAX_AMOUNT", "Money", "check_currency", "minor_units"]
 
 # Active ISO 4217 codes and their minor units (digits after the decimal point).
 _MINOR_UNITS: dict[str, int] = {
@@ -197,6 +197,10 @@ def minor_units(currency: str) -> int:
     return _MINOR_UNITS[check_currency(currency)]
 
 
+MAX_AMOUNT = Decimal(10) ** 15
+"""Amounts stay below a quadrillion, so any total in minor units fits a 64-bit integer column."""
+
+
 def _to_decimal(value: Decimal | int | str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
         raise ValidationError(
@@ -210,6 +214,8 @@ def _to_decimal(value: Decimal | int | str) -> Decimal:
         raise ValidationError("amount", f"{value!r} is not a number") from None
     if not amount.is_finite():
         raise ValidationError("amount", f"{value!r} is not a finite number")
+    if abs(amount) >= MAX_AMOUNT:
+        raise ValidationError("amount", f"{value!r} is too large: amounts must be below 10^15")
     return amount
 
 
@@ -273,7 +279,10 @@ class Money:
     def rounded(self, rounding: str = ROUND_HALF_EVEN) -> Money:
         """Rounded to the currency's minor units (banker's rounding unless told otherwise)."""
         exponent = Decimal(1).scaleb(-minor_units(self.currency))
-        return Money(self.amount.quantize(exponent, rounding=rounding), self.currency)
+        try:
+            return Money(self.amount.quantize(exponent, rounding=rounding), self.currency)
+        except (decimal.InvalidOperation, TypeError):
+            raise ValidationError("rounding", f"{rounding!r} is not a decimal rounding mode") from None
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"

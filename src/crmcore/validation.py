@@ -25,6 +25,7 @@ from crmcore.errors import FieldError, ValidationError, join_path
 __all__ = [
     "Check",
     "JsonValue",
+    "MAX_JSON_INT",
     "a_date",
     "check_on_setattr",
     "checked",
@@ -176,9 +177,19 @@ def tuple_of(item: Check, *, unique: bool = False, sort: bool = False) -> Check:
     return check
 
 
+MAX_JSON_INT = 2**53 - 1
+"""The largest integer every JSON reader (JavaScript, SQL casts to double) keeps exact."""
+
+
 def json_value(value: Any, path: str) -> JsonValue:
     """A JSON-ready value (None, bool, int, finite float, str, list, dict with string keys), copied."""
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_JSON_INT:
+            raise ValidationError(
+                path, f"{value} is beyond +-(2^53 - 1), where JSON numbers stop being exact"
+            )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

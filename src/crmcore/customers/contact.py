@@ -23,6 +23,7 @@ from crmcore.validation import (
     check_on_setattr,
     checked,
     custom_fields,
+    one_of,
     optional,
     run_checks,
     tags_check,
@@ -72,7 +73,7 @@ class Contact:
 
     def may_contact(self, channel: ConsentChannel | str) -> bool:
         """Whether consent for ``channel`` was recorded and granted (no record means no)."""
-        wanted = ConsentChannel(channel)
+        wanted = one_of(ConsentChannel)(channel, "channel")
         return any(c.channel is wanted and c.granted for c in self.consents)
 
 

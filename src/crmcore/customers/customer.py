@@ -20,6 +20,7 @@ from crmcore.customers.contact_points import (
     one_primary,
     primary,
 )
+from crmcore.errors import ValidationError
 from crmcore.ids import check_id, new_id
 from crmcore.money import Money, check_currency
 from crmcore.validation import (
@@ -65,6 +66,13 @@ class LifecycleStage(enum.Enum):
     CHURNED = "churned"
 
 
+def _credit_limit(value: Any, path: str) -> Money:
+    limit: Money = instance_of(Money)(value, path)
+    if limit.amount < 0:
+        raise ValidationError(path, f"must not be negative, got {limit}")
+    return limit
+
+
 @attrs.define(kw_only=True, on_setattr=check_on_setattr)
 class Customer:
     """A person or a company the business sells to or serves.
@@ -83,7 +91,7 @@ class Customer:
     tags: Sequence[str] = checked(tags_check, default=())
     owner: str | None = checked(optional(check_id), default=None)
     currency: str | None = checked(optional(check_currency), default=None)
-    credit_limit: Money | None = checked(optional(instance_of(Money)), default=None)
+    credit_limit: Money | None = checked(optional(_credit_limit), default=None)
     birthday: date | None = checked(optional(a_date), default=None)
     lifecycle_stage: LifecycleStage = checked(one_of(LifecycleStage), default=LifecycleStage.CUSTOMER)
     consents: Sequence[Consent] = checked(consents_check, default=())
@@ -115,7 +123,7 @@ class Customer:
 
     def consent(self, channel: ConsentChannel | str) -> Consent | None:
         """The recorded consent for ``channel``, or None when none was recorded."""
-        wanted = ConsentChannel(channel)
+        wanted = one_of(ConsentChannel)(channel, "channel")
         return next((c for c in self.consents if c.channel is wanted), None)
 
     def may_contact(self, channel: ConsentChannel | str) -> bool:

@@ -94,6 +94,8 @@ class OrderLine:
 
     def __attrs_post_init__(self) -> None:
         run_checks(self)
+        if self.unit_price.amount < 0:
+            raise ValidationError("unit_price", "must not be negative (take money off with a discount)")
         if self.discount is not None:
             if self.discount.currency != self.unit_price.currency:
                 raise ValidationError("discount", "must be in the unit price's currency")
@@ -155,8 +157,12 @@ class Order:
                 )
             elif self.discount.amount < 0:
                 errors.append(FieldError("discount", "must not be negative"))
-        if not errors and self.total.amount < 0:
-            errors.append(FieldError("discount", "is larger than the lines' total"))
+        if not errors:
+            try:
+                if self.total.amount < 0:
+                    errors.append(FieldError("discount", "is larger than the lines' total"))
+            except ValidationError as exc:  # a line or the sum beyond Money's range
+                errors.append(FieldError("lines", f"the order's total is out of range: {exc.reason}"))
         if errors:
             raise ValidationError.from_errors(errors)
 

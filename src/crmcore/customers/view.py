@@ -19,6 +19,7 @@ from crmcore.customers.interaction import Interaction
 from crmcore.customers.order import Order, OrderTotals
 from crmcore.errors import ValidationError
 from crmcore.ids import check_id
+from crmcore.validation import utc_datetime
 
 if TYPE_CHECKING:
     from crmcore.storage.base import Aggregate, UnitOfWork
@@ -100,7 +101,7 @@ def customer_view(
     customer_id = check_id(customer_id, "customer_id")
     if isinstance(recent, bool) or not isinstance(recent, int) or not 1 <= recent <= 1000:
         raise ValidationError("recent", f"must be an integer from 1 to 1000, got {recent!r}")
-    as_of = now or uow.clock.now()
+    as_of = utc_datetime(now, "now") if now is not None else uow.clock.now()
     customer = uow.customers.get(customer_id)
     mine = Field("customer_id") == customer_id
     contacts = uow.contacts.find(mine, order_by=["name"], limit=1000)

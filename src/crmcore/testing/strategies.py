@@ -279,7 +279,7 @@ def customers(*, rich: bool = False) -> st.SearchStrategy[Customer]:
         tags=st.lists(st.sampled_from(_TAGS), max_size=3),
         owner=st.none() | _texts().map(lambda s: f"user-{ord(s[0])}") | st.sampled_from(["u1", "u2"]),
         currency=st.none() | st.sampled_from(_CURRENCIES),
-        credit_limit=st.none() | money(),
+        credit_limit=st.none() | money().map(lambda m: Money(abs(m.amount), m.currency)),
         birthday=st.none() | dates(),
         lifecycle_stage=st.sampled_from(LifecycleStage),
         consents=consents(),
