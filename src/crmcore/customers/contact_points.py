@@ -98,8 +98,8 @@ def normalize_phone(value: Any, path: str = "phone", region: str | None = None) 
         else:
             reason = f"is not a phone number ({exc._msg})"
         raise ValidationError(path, f"{number!r} {reason}") from None
-    reason = phonenumbers.is_possible_number_with_reason(parsed)
-    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:  # local-only numbers cannot be dialled
+    possible = phonenumbers.is_possible_number_with_reason(parsed)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # local-only numbers cannot be dialled
         raise ValidationError(path, f"{number!r} has an impossible length for its country")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), parsed.extension or ""
 
