@@ -30,7 +30,14 @@ from crmcore.customers.imports import (
     import_customers,
     import_orders,
 )
-from crmcore.customers.schema import CustomFieldType
+from crmcore.customers.schema import (
+    CustomFieldDef,
+    CustomFieldType,
+    DataRules,
+    FieldSchema,
+    UnknownKeys,
+    ValidationRule,
+)
 from crmcore.ids import new_id
 from crmcore.serialization import structure, unstructure
 from crmcore.storage.sql import SqlStore
@@ -66,6 +73,10 @@ class Target:
         with self.crm.unit_of_work(self.tenant) as uow:
             uow.customers.bulk_add(customers)
             uow.commit()
+
+    def with_rules(self, rules: DataRules) -> Target:
+        """The same store and tenant, behind a CRM that enforces ``rules``."""
+        return Target(CRM(self.crm.store, clock=self.crm.clock, rules=rules), self.tenant)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -346,6 +357,147 @@ def test_duplicate_policies(policy: DuplicatePolicy, added: int, listed: int, er
         assert report.errors[1].field == "Private email" and "line 3's customer" in report.errors[1].reason
 
 
+CUSTOMER_RULES = DataRules(
+    schemas=(
+        FieldSchema(
+            entity="customer",
+            fields=(CustomFieldDef(key="shoe_size", type=CustomFieldType.INTEGER, required=True),),
+        ),
+    ),
+    rules=(
+        ValidationRule(
+            name="country_needed",
+            condition=Field("country").is_not_null(),
+            message="customers need a country",
+            field="country",
+        ),
+        ValidationRule(
+            name="vip_needs_birthday",
+            condition=~Field("tags").contains("vip") | Field("birthday").is_not_null(),
+            message="VIPs need a birthday",
+        ),
+    ),
+)
+
+
+@pytest.mark.parametrize("mode", [SKIP, ALL])
+def test_data_rules_are_row_errors(target: Target, mode: ImportMode) -> None:
+    """Rows breaking the CRM's rules are reported at their line and column; the import never raises."""
+    target = target.with_rules(CUSTOMER_RULES)
+    source = rows(
+        GOOD[0],
+        GOOD[1],  # no country, no shoe size
+        "Grace Hopper,person,grace@example.com,,,,Arlington,,US,vip,,40",  # a VIP without birthday
+        "Kurt Gödel,person,kurt@example.at,,,,Wien,,AT,,,41",
+    )
+    report = import_customers(target.crm, source, MAPPING, tenant=target.tenant, mode=mode, batch_size=2)
+    assert [(e.row, e.field, e.value, e.reason) for e in report.errors] == [
+        (3, "Country", "", "customers need a country"),
+        (3, "Shoe size", "", "is required"),
+        (4, "vip_needs_birthday", "", "VIPs need a birthday"),
+    ]
+    stored = [c.name for c in target.customers()]
+    if mode is SKIP:
+        assert report.added == 2 and report.rows_skipped == 2 and stored == ["Ada Lovelace", "Kurt Gödel"]
+    else:
+        assert report.added == 0 and report.rows_skipped == 4 and stored == []
+
+
+def test_decimal_custom_fields_are_written_in_plain_notation() -> None:
+    """Decimal cells in exponent notation or negative zero are stored as text the decimal type accepts."""
+    rules = DataRules(
+        schemas=(
+            FieldSchema(
+                entity="customer",
+                fields=(CustomFieldDef(key="d", type=CustomFieldType.DECIMAL),),
+                unknown_keys=UnknownKeys.REFUSE,
+            ),
+        )
+    )
+    crm = crmcore.open("memory://", rules=rules)
+    mapping = CustomerMapping(
+        name="N", custom=[CustomColumn(column="D", key="d", type=CustomFieldType.DECIMAL)]
+    )
+    source = rows(
+        "A,1e3", "B,0.0000001", "C,-0", "D,-0.00", "E,1.50", "F,-2.5E-3", "G,1e400", "H,+7", header="N,D\n"
+    )
+    report = import_customers(crm, source, mapping, mode=SKIP)
+    with crm.unit_of_work() as uow:
+        stored = {c.name: c.custom["d"] for c in uow.customers.find()}
+    assert stored == {
+        "A": "1000",
+        "B": "0.0000001",
+        "C": "0",
+        "D": "0.00",
+        "E": "1.50",
+        "F": "-0.0025",
+        "H": "7",
+    }
+    assert [(e.row, e.field) for e in report.errors] == [(8, "D")]
+    assert "too many digits" in report.errors[0].reason
+
+
+def test_emails_match_stored_customers_ignoring_case(target: Target) -> None:
+    """Stored mixed-case emails match the file's in any case (casefold): duplicates and order customers."""
+    ann = Customer(name="Ann", emails=[EmailAddress(address="Ann.Smith@example.com")])
+    jurgen = Customer(name="Jürgen", emails=[EmailAddress(address="Jürgen@example.de")])
+    bob1 = Customer(name="Bob", emails=[EmailAddress(address="Bob@example.com")])
+    bob2 = Customer(name="bob", emails=[EmailAddress(address="bob@example.com")])
+    target.add(ann, jurgen, bob1, bob2)
+    assert ann.primary_email == "Ann.Smith@example.com"  # the local part keeps its case
+    mapping = CustomerMapping(name="Name", emails=[EmailColumn(column="Email")])
+    source = rows(
+        "A,ann.smith@example.com",
+        "B,ANN.SMITH@Example.com",
+        "C,JÜRGEN@example.de",
+        "D,new@example.com",
+        header="Name,Email\n",
+    )
+    report = import_customers(target.crm, source, mapping, tenant=target.tenant)
+    assert [(d.row, d.customer_id, d.earlier_row) for d in report.duplicates] == [
+        (2, ann.id, None),
+        (3, ann.id, None),
+        (4, jurgen.id, None),
+    ]
+    assert report.ok and report.added == 1
+    source = rows(
+        "E-1,ANN.SMITH@example.com,2026-03-01,EUR,Book,,1,10,,,",
+        "E-2,jürgen@EXAMPLE.de,2026-03-01,EUR,Book,,1,10,,,",
+        "E-3,BOB@example.com,2026-03-01,EUR,Book,,1,10,,,",
+        header=ORDER_HEADER,
+    )
+    orders = import_orders(target.crm, source, ORDERS, tenant=target.tenant, mode=SKIP)
+    assert [(o.number, o.customer_id) for o in orders_of(target)] == [("E-1", ann.id), ("E-2", jurgen.id)]
+    ((row, reason),) = [(e.row, e.reason) for e in orders.errors]
+    assert row == 4 and reason.startswith("2 customers have BOB@example.com")
+
+
+def test_phone_extensions_tell_duplicates_apart(target: Target) -> None:
+    """A switchboard's extensions are different customers; the same number and extension is a duplicate."""
+    desk = Customer(name="Desk 12", phones=[PhoneNumber(number="+49301234567", extension="12")])
+    target.add(desk)
+    mapping = CustomerMapping(name="Name", phones=[PhoneColumn(column="Phone")])
+    source = rows(
+        "A,+49 30 1234567 ext. 13",
+        "B,+49 30 1234567 ext. 12",
+        "C,+49301234567",
+        "D,+49 30 1234567 ext. 13",
+        header="Name,Phone\n",
+    )
+    report = import_customers(target.crm, source, mapping, tenant=target.tenant)
+    a_id = next(c.id for c in target.customers() if c.name == "A")
+    assert [(d.row, d.value, d.customer_id, d.earlier_row) for d in report.duplicates] == [
+        (3, "+49301234567 ext. 12", desk.id, None),
+        (5, "+49301234567 ext. 13", a_id, 2),
+    ]
+    stored = {c.name: (c.phones[0].number, c.phones[0].extension) for c in target.customers()}
+    assert stored == {
+        "A": ("+49301234567", "13"),
+        "C": ("+49301234567", ""),
+        "Desk 12": ("+49301234567", "12"),
+    }
+
+
 def test_external_ids_become_customer_ids(target: Target) -> None:
     """An id column sets customer ids; ids already stored or repeated in the file are row errors."""
     target.add(Customer(name="Taken", id="C-1"))
@@ -562,6 +714,51 @@ def test_orders_all_or_nothing_and_repeated_imports(target: Target) -> None:
     again = import_orders(target.crm, rows(good, header=ORDER_HEADER), ORDERS, tenant=target.tenant)
     assert once.added == 1 and again.added == 0
     assert "an order with number 'C-1' is already stored" in again.errors[0].reason
+
+
+ORDER_RULES = DataRules(
+    rules=(
+        ValidationRule(
+            entity="order",
+            name="not_cancelled",
+            condition=Field("status") != "cancelled",
+            message="cancelled orders are not imported",
+            field="status",
+        ),
+        ValidationRule(
+            entity="order",
+            name="online_only",
+            condition=Field("channel") == "online",
+            message="shop sales come from the till",
+        ),
+    )
+)
+
+
+@pytest.mark.parametrize("mode", [SKIP, ALL])
+def test_order_data_rules_are_row_errors(target: Target, mode: ImportMode) -> None:
+    """Orders breaking the CRM's rules fail their first row (column, else the rule's path); never raise."""
+    shop(target)
+    target = target.with_rules(ORDER_RULES)
+    source = rows(
+        "D-1,ada@example.com,2026-03-01,EUR,Book,,1,10,,paid,online",
+        "D-2,grace@example.com,2026-03-01,EUR,Book,,1,10,,cancelled,online",
+        "D-2,grace@example.com,2026-03-01,EUR,Pen,,1,2,,cancelled,online",
+        "D-3,ada@example.com,2026-03-01,EUR,Mug,,1,5,,paid,in_store",
+        "D-4,grace@example.com,2026-03-01,EUR,Mug,,1,5,,paid,online",
+        header=ORDER_HEADER,
+    )
+    report = import_orders(target.crm, source, ORDERS, tenant=target.tenant, mode=mode, batch_size=1)
+    assert [(e.row, e.field, e.value, e.reason) for e in report.errors] == [
+        (3, "Status", "cancelled", "cancelled orders are not imported"),
+        (4, "Order", "D-2", "order 'D-2' not stored: line 3 has errors"),
+        (5, "online_only", "", "shop sales come from the till"),
+    ]
+    stored = [o.number for o in orders_of(target)]
+    if mode is SKIP:
+        assert report.added == 2 and report.rows_skipped == 3 and stored == ["D-1", "D-4"]
+    else:
+        assert report.added == 0 and report.rows_skipped == 5 and stored == []
 
 
 def test_order_ids_from_the_file() -> None:

@@ -2,10 +2,11 @@
 
 A mapping (attrs data, so it can be saved and reloaded with `crmcore.serialization`) names the
 CSV column behind each field. `import_customers` and `import_orders` read the file a batch at a
-time, normalize what they read (trimmed text, emails via email-validator, phones in E.164), look
-for duplicates in the store and in the file with one query per batch rather than per row, and
-store either everything or nothing (`ImportMode.ALL_OR_NOTHING`) or every good row
-(`ImportMode.SKIP_BAD_ROWS`, committed batch by batch).
+time, normalize what they read (trimmed text, emails via email-validator, phones in E.164), check
+the CRM's data rules row by row, look for duplicates in the store and in the file with one query
+per batch rather than per row, and store either everything or nothing
+(`ImportMode.ALL_OR_NOTHING`) or every good row (`ImportMode.SKIP_BAD_ROWS`, committed batch by
+batch).
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 from crmcore.conditions import Condition, Field
-from crmcore.customers.contact_points import Address, EmailAddress, PhoneNumber, normalize_email
+from crmcore.customers.contact_points import Address, EmailAddress, PhoneNumber, normalize_email, primary
 from crmcore.customers.contact_points import phone_region as _phone_region
 from crmcore.customers.customer import Customer, CustomerKind, LifecycleStage
 from crmcore.customers.order import Order, OrderLine, OrderStatus, SalesChannel
@@ -536,6 +537,13 @@ class _Row:
     def fail(self, column: str | None, reason: str) -> None:
         self.errors.append(RowError(row=self.line, field=column or "", value=self.raw(column), reason=reason))
 
+    def fail_rule(self, column: str | None, error: FieldError) -> None:
+        """A data rule the row's object breaks: at the column feeding the field, else at its path."""
+        if column is not None:
+            self.fail(column, error.reason)
+        else:
+            self.errors.append(RowError(row=self.line, field=error.path, value="", reason=error.reason))
+
     def check(self, column: str | None, parse: Callable[[str], T]) -> T | None:
         """``parse`` the trimmed cell (None when empty); a ValidationError becomes a row error."""
         value = self.get(column)
@@ -587,6 +595,23 @@ def _parse_decimal(value: str) -> Decimal:
     return number
 
 
+_MAX_DIGITS = 100
+"""Digits a decimal custom field may have written out (``1e400`` would be 401)."""
+
+
+def _plain_decimal(value: str) -> str:
+    """A decimal cell as the plain text a decimal custom field holds: ``1e3`` -> ``"1000"``, no ``-0``.
+
+    ``str(Decimal)`` writes exponents (``1E+3``, ``1E-7``), which the schema's decimal type refuses.
+    """
+    number = _parse_decimal(value)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite: checked by _parse_decimal
+    if max(number.adjusted() + 1, 1) + max(-exponent, 0) > _MAX_DIGITS:
+        raise ValidationError("", f"{value!r} has too many digits written out (at most {_MAX_DIGITS})")
+    return format(abs(number) if number.is_zero() else number, "f")
+
+
 def _positive(value: str) -> Decimal:
     number = _parse_decimal(value)
     if number <= 0:
@@ -609,7 +634,7 @@ def _custom_parser(kind: CustomFieldType, date_format: str | None) -> Callable[[
 
         return parse_int
     if kind is CustomFieldType.DECIMAL:
-        return lambda value: str(_parse_decimal(value))
+        return _plain_decimal
     if kind is CustomFieldType.NUMBER:
 
         def parse_number(value: str) -> int | float:
@@ -672,23 +697,94 @@ def _phone(value: str, label: str) -> PhoneNumber:
     return PhoneNumber(number=value, label=label)
 
 
+_Match = tuple[str, str, str]
+"""What duplicates are compared on: ("email", casefolded address, "") or ("phone", E.164, extension)."""
+
+
+class _Key(NamedTuple):
+    """A contact point of a row, to look for duplicates of."""
+
+    kind: str  # "email" or "phone"
+    value: str  # as reported: the normalized address, or the E.164 number with its extension
+    column: str
+    match: _Match
+
+
+def _email_key(email: EmailAddress, column: str) -> _Key:
+    return _Key("email", email.address, column, _email_match(email.address))
+
+
+def _email_match(address: str) -> _Match:
+    """Emails compare ignoring case, as merge and duplicate detection compare them (casefold)."""
+    return "email", address.casefold(), ""
+
+
+def _phone_key(phone: PhoneNumber, column: str) -> _Key:
+    shown = f"{phone.number} ext. {phone.extension}" if phone.extension else phone.number
+    return _Key("phone", shown, column, _phone_match(phone))
+
+
+def _phone_match(phone: PhoneNumber) -> _Match:
+    """Phones compare in E.164 with their extension: a switchboard's extensions are different people."""
+    return "phone", phone.number, phone.extension
+
+
 @attrs.define
 class _Parsed:
     """A row read into a customer (or not), with the contact points to check for duplicates."""
 
     row: _Row
     customer: Customer | None
-    keys: list[tuple[str, str, str]]  # (kind "email"/"phone", normalized value, CSV column)
+    keys: list[_Key]
 
 
-def _match_key(kind: str, value: str) -> tuple[str, str]:
-    """What duplicates are compared on: E.164 phones as they are, emails ignoring case."""
-    return kind, value.lower() if kind == "email" else value
+class _StoredEmails:
+    """Stored customers by primary email ignoring case, though the store compares text exactly.
+
+    Addresses keep the case of their local part (``Ann.Smith@example.com``). Those already in
+    casefolded form are found with indexed ``Field("email").in_(...)`` lookups of the file's
+    casefolded addresses; the others are collected by one pass over the tenant's customers, made
+    the first time emails are looked up (the conditions cannot lower-case a field).
+    """
+
+    def __init__(self, repo: Repository[Customer]) -> None:
+        self.repo = repo
+        self.unfolded: dict[str, list[str]] | None = None  # casefolded address -> customer ids
+
+    def find(self, addresses: Iterable[str]) -> dict[str, list[str]]:
+        """Casefolded address -> ids of the stored customers whose primary email it is (ignoring case)."""
+        if self.unfolded is None:
+            self.unfolded = {}
+            for customer in self.repo.iter_all():
+                email = customer.primary_email
+                if email is not None and email != email.casefold():
+                    self.unfolded.setdefault(email.casefold(), []).append(customer.id)
+        folded = {a.casefold() for a in addresses}
+        found: dict[str, list[str]] = {}
+        for customer in _in_chunks(self.repo, "email", folded):
+            found.setdefault(customer.primary_email or "", []).append(customer.id)
+        for address in folded & self.unfolded.keys():
+            found.setdefault(address, []).extend(self.unfolded[address])
+        return found
 
 
-def _lookup_values(kind: str, value: str) -> tuple[str, ...]:
-    """The stored texts that match ``value``: the store compares exactly, so emails also in lower case."""
-    return (value, value.lower()) if kind == "email" else (value,)
+def _rules_check(uow: UnitOfWork, repo: Repository[T]) -> Callable[[T], list[FieldError]]:
+    """The host's data rules (the unit of work's ``validate`` hook) as a list of an object's problems.
+
+    Checked before `bulk_add`, which would otherwise refuse the whole batch for one bad row.
+    """
+    validate, name, now = uow.validate, repo.aggregate.name, uow.clock.now()
+
+    def check(obj: T) -> list[FieldError]:
+        if validate is None:
+            return []
+        try:
+            validate(name, obj, now)
+        except ValidationError as exc:
+            return list(exc.errors)
+        return []
+
+    return check
 
 
 class _CustomerReader:
@@ -716,19 +812,19 @@ class _CustomerReader:
     def read(self, row: _Row) -> _Parsed:
         m = self.m
         kw: dict[str, Any] = {}
-        keys: list[tuple[str, str, str]] = []
-        emails: dict[str, EmailAddress] = {}
+        keys: list[_Key] = []
+        emails: dict[_Match, EmailAddress] = {}
         for column, parse_email in self.emails:
             email = row.check(column, parse_email)
-            if email is not None and email.address.lower() not in emails:
-                emails[email.address.lower()] = email
-                keys.append(("email", email.address, column))
-        phones: dict[str, PhoneNumber] = {}
+            if email is not None and (key := _email_key(email, column)).match not in emails:
+                emails[key.match] = email
+                keys.append(key)
+        phones: dict[_Match, PhoneNumber] = {}
         for column, parse_phone in self.phones:
             phone = row.check(column, parse_phone)
-            if phone is not None and phone.number + phone.extension not in phones:
-                phones[phone.number + phone.extension] = phone
-                keys.append(("phone", phone.number, column))
+            if phone is not None and (key := _phone_key(phone, column)).match not in phones:
+                phones[key.match] = phone
+                keys.append(key)
         kw["emails"], kw["phones"] = list(emails.values()), list(phones.values())
         if m.address is not None:
             kw["addresses"] = self._address(row, m.address)
@@ -792,10 +888,11 @@ class _CustomerImport:
         self.crm, self.tenant, self.mapping, self.mode, self.policy = crm, tenant, mapping, mode, duplicates
         self.errors: list[RowError] = []
         self.duplicates: list[DuplicateRow] = []
-        self.seen: dict[tuple[str, str], tuple[str, int]] = {}  # (kind, value) -> (customer id, row)
+        self.seen: dict[_Match, tuple[str, int]] = {}  # -> (customer id, row)
         self.ids: dict[str, int] = {}  # external id -> row
         self.added = 0
         self.look_in_store = True
+        self.stored_emails: _StoredEmails | None = None
 
     def unit_of_work(self) -> UnitOfWork:
         return self.crm.unit_of_work() if self.tenant is None else self.crm.unit_of_work(self.tenant)
@@ -808,31 +905,53 @@ class _CustomerImport:
         if self.mapping.id is not None and self.look_in_store:
             wanted = [p.customer.id for p in good if p.customer is not None]
             stored_ids = {c.id for c in _in_chunks(repo, "id", wanted)}
-        stored: dict[tuple[str, str], str] = {}
-        if self.policy is not DuplicatePolicy.ADD and self.look_in_store:
-            for kind in ("email", "phone"):
-                values = [
-                    text
-                    for p in good
-                    for k, v, _ in p.keys
-                    if k == kind and _match_key(k, v) not in self.seen
-                    for text in _lookup_values(k, v)
-                ]
-                for c in _in_chunks(repo, kind, values):
-                    value = c.primary_email if kind == "email" else c.primary_phone
-                    stored.setdefault(_match_key(kind, value or ""), c.id)
+        stored = self._stored(repo, good) if self.policy is not DuplicatePolicy.ADD else {}
+        check = _rules_check(uow, repo)
         to_add: list[Customer] = []
         for parsed in batch:
             row, customer = parsed.row, parsed.customer
             if customer is not None:
                 self._check_id(row, customer, stored_ids)
+                for error in [] if row.errors else check(customer):
+                    row.fail_rule(self._column_of(error.path, parsed), error)
                 if not row.errors and not self._is_duplicate(parsed, stored):
                     to_add.append(customer)
-                    for kind, value, _ in parsed.keys:
-                        self.seen.setdefault(_match_key(kind, value), (customer.id, row.line))
+                    for key in parsed.keys:
+                        self.seen.setdefault(key.match, (customer.id, row.line))
             self.errors.extend(row.errors)
         if self.mode is ImportMode.SKIP_BAD_ROWS or not self.errors:
             self.added += repo.bulk_add(to_add)
+
+    def _stored(self, repo: Repository[Customer], good: list[_Parsed]) -> dict[_Match, str]:
+        """The stored customers with an email or phone of ``good`` (one per match key)."""
+        if not self.look_in_store:
+            return {}
+        wanted = [k for p in good for k in p.keys if k.match not in self.seen]
+        stored: dict[_Match, str] = {}
+        emails = [k.match[1] for k in wanted if k.kind == "email"]
+        if emails:
+            if self.stored_emails is None:
+                self.stored_emails = _StoredEmails(repo)
+            for address, ids in self.stored_emails.find(emails).items():
+                stored[_email_match(address)] = min(ids)
+        for c in _in_chunks(repo, "phone", [k.match[1] for k in wanted if k.kind == "phone"]):
+            phone = primary(c.phones)
+            if phone is not None:
+                stored.setdefault(_phone_match(phone), c.id)
+        return stored
+
+    def _column_of(self, path: str, parsed: _Parsed) -> str | None:
+        """The CSV column that feeds a customer field path (``country``, ``custom.vip``), if any."""
+        m = self.mapping
+        if path in _CUSTOMER_SIMPLE:
+            column: str | None = getattr(m, path)
+            return column
+        if path in ("email", "phone"):  # the primary one: the first filled column
+            return next((k.column for k in parsed.keys if k.kind == path), None)
+        if path in ("country", "city") and m.address is not None:
+            address_column: str | None = getattr(m.address, path)
+            return address_column
+        return next((c.column for c in m.custom if f"custom.{c.key}" == path), None)
 
     def _check_id(self, row: _Row, customer: Customer, stored_ids: set[str]) -> None:
         if self.mapping.id is None or not row.get(self.mapping.id):
@@ -842,12 +961,11 @@ class _CustomerImport:
         elif (first := self.ids.setdefault(customer.id, row.line)) != row.line:
             row.fail(self.mapping.id, f"repeats the id of line {first}")
 
-    def _is_duplicate(self, parsed: _Parsed, stored: dict[tuple[str, str], str]) -> bool:
+    def _is_duplicate(self, parsed: _Parsed, stored: dict[_Match, str]) -> bool:
         """Whether to leave the row out as a duplicate (recording it as the policy says)."""
         if self.policy is DuplicatePolicy.ADD:
             return False
-        for kind, value, column in parsed.keys:
-            key = _match_key(kind, value)
+        for kind, value, column, key in parsed.keys:
             if key in self.seen:
                 customer_id, earlier = self.seen[key]
             elif key in stored:
@@ -885,8 +1003,10 @@ def import_customers(
     Rows are read ``batch_size`` at a time; each batch costs a few lookups (ids, emails, phones
     in chunks) and one `bulk_add`. ``ALL_OR_NOTHING`` runs in one unit of work and commits only
     if no row is bad; ``SKIP_BAD_ROWS`` commits each batch's good rows. Duplicates are rows
-    whose email or phone an earlier row of the file has, or a stored customer has as its
-    *primary* email or phone (the store indexes only those).
+    whose email (ignoring case) or phone (with its extension) an earlier row of the file has, or
+    a stored customer has as its *primary* email or phone (the store indexes only those); emails
+    stored with capitals are found by one pass over the tenant's customers per import. A row whose
+    customer breaks the CRM's data rules (``rules=``) is a row error, found before `bulk_add`.
 
     Args:
         crm: where to store the customers.
@@ -1031,7 +1151,7 @@ class _OrderReader:
         for name, value in head.items():
             column = getattr(self.m, name) or ""
             expected = draft.head.get(name, "")
-            same = value.lower() == expected.lower() if name == "customer_email" else value == expected
+            same = value.casefold() == expected.casefold() if name == "customer_email" else value == expected
             if same or column in bad:
                 continue
             what = "mixed currencies in one order" if name == "currency" else "differs within one order"
@@ -1093,11 +1213,9 @@ class _OrderReader:
 def _resolve_customers(uow: UnitOfWork, drafts: list[_OrderDraft], m: OrderMapping) -> None:
     """Set each draft's customer id, or fail its first row; a few queries for the whole file."""
     ids = {d.head["customer_id"] for d in drafts if d.head.get("customer_id")}
-    emails = [v for d in drafts for v in _lookup_values("email", d.head.get("customer_email", "")) if v]
+    emails = [d.head["customer_email"] for d in drafts if d.head.get("customer_email")]
     known_ids = {c.id for c in _in_chunks(uow.customers, "id", ids)}
-    by_email: dict[str, list[str]] = {}
-    for c in _in_chunks(uow.customers, "email", emails):
-        by_email.setdefault((c.primary_email or "").lower(), []).append(c.id)
+    by_email = _StoredEmails(uow.customers).find(emails) if emails else {}
     for d in drafts:
         row = d.rows[0]
         if customer_id := d.head.get("customer_id"):
@@ -1106,7 +1224,7 @@ def _resolve_customers(uow: UnitOfWork, drafts: list[_OrderDraft], m: OrderMappi
             else:
                 row.fail(m.customer_id, f"no customer with id {customer_id!r}")
         elif email := d.head.get("customer_email"):
-            found = by_email.get(email.lower(), [])
+            found = sorted(by_email.get(email.casefold(), []))
             if len(found) == 1:
                 d.customer_id = found[0]
             elif not found:
@@ -1127,14 +1245,15 @@ def _check_stored_orders(uow: UnitOfWork, drafts: list[_OrderDraft], m: OrderMap
             )
 
 
-def _build_order(d: _OrderDraft, m: OrderMapping) -> Order | None:
-    """The order of a draft whose rows are all good; else None, failing its good rows too."""
+def _build_order(d: _OrderDraft, m: OrderMapping, check: Callable[[Order], list[FieldError]]) -> Order | None:
+    """The order of a draft whose rows are all good and that keeps the data rules (``check``);
+    else None, failing its good rows too."""
     column = m.order_id if m.order_id is not None else m.number
     bad = [r.line for r in d.rows if r.errors]
     if not bad:
         head = d.head
         try:
-            return Order(
+            order = Order(
                 id=d.key if m.order_id is not None else new_id(),
                 number=head.get("number", "") if m.order_id is not None else d.key,
                 customer_id=d.customer_id,
@@ -1148,10 +1267,27 @@ def _build_order(d: _OrderDraft, m: OrderMapping) -> Order | None:
             for e in exc.errors:
                 d.rows[0].fail(None, str(e))
             bad = [d.rows[0].line]
+        else:
+            errors = check(order)
+            if not errors:
+                return order
+            for e in errors:
+                d.rows[0].fail_rule(_order_column(e.path, d, m), e)
+            bad = [d.rows[0].line]
     lines = ", ".join(str(b) for b in bad)
     for r in d.rows:
         if not r.errors:
             r.fail(column, f"order {d.key!r} not stored: line {lines} has errors")
+    return None
+
+
+def _order_column(path: str, d: _OrderDraft, m: OrderMapping) -> str | None:
+    """The CSV column that feeds an order field path (``status``), if any."""
+    if path == "customer_id":
+        return m.customer_id if d.head.get("customer_id") else m.customer_email
+    if path in ("id", "number", "ordered_at", "currency", "status", "channel"):
+        column: str | None = getattr(m, "order_id" if path == "id" else path)
+        return column
     return None
 
 
@@ -1171,7 +1307,8 @@ def import_orders(
     and checked first (orders may be spread over the file), then customers are looked up in a
     few queries and the orders stored: in one unit of work (``ALL_OR_NOTHING``, only if no row
     is bad), or ``batch_size`` orders per commit (``SKIP_BAD_ROWS``, leaving out each order
-    with a bad row; its other rows are reported too, so no row goes missing silently).
+    with a bad row; its other rows are reported too, so no row goes missing silently). An order
+    that breaks the CRM's data rules is reported on its first row. Emails match ignoring case.
 
     Args:
         crm: where to store the orders.
@@ -1214,7 +1351,8 @@ def import_orders(
         with unit_of_work() as uow:
             _resolve_customers(uow, drafts, mapping)
             _check_stored_orders(uow, drafts, mapping)
-        good = [o for o in (_build_order(d, mapping) for d in drafts) if o is not None]
+            check = _rules_check(uow, uow.orders)
+        good = [o for o in (_build_order(d, mapping, check) for d in drafts) if o is not None]
         errors = sorted((e for r in all_rows for e in r.errors), key=csv_file.position)
         if import_mode is ImportMode.SKIP_BAD_ROWS or not errors:
             size = len(good) if import_mode is ImportMode.ALL_OR_NOTHING else batch_size
