@@ -22,7 +22,7 @@ from crmcore.customers.interaction import INTERACTION_FIELDS, Interaction
 from crmcore.customers.order import ORDER_FIELDS, Order, OrderTotals
 from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, check_segment_condition
 from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
-from crmcore.events import DomainEvent, OutboxRecord
+from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.ids import check_id
 from crmcore.money import check_currency
 from crmcore.validation import utc_datetime
@@ -158,14 +158,29 @@ class Repository(abc.ABC, Generic[T]):
             self._save(obj, expected)
         return obj
 
-    def delete(self, id: str) -> None:
-        """Delete the object with this id.
+    def delete(self, id: str, *, expected_version: int | None = None) -> None:
+        """Delete the object with this id; with ``expected_version``, only if it is still that version.
+
+        Pass the version you read (``obj.version``) whenever the decision to delete rests on what
+        you read (a merge, an erasure): a change made meanwhile by another unit of work is then
+        refused instead of being deleted unseen.
 
         Raises:
             NotFound: if there is none in this tenant.
+            ConcurrencyError: the stored version is not ``expected_version`` (raised here or, for
+                the loser of a race, at the latest by ``commit``).
+            ValidationError: ``expected_version`` is not a positive integer.
         """
         self.uow.require_open()
-        if not self._delete(check_id(id)):
+        if expected_version is not None and (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version <= 0
+        ):
+            raise ValidationError(
+                "expected_version", f"must be a positive integer or None, got {expected_version!r}"
+            )
+        if not self._delete(check_id(id), expected_version):
             raise NotFound(self.aggregate.name, id)
 
     def find(
@@ -248,8 +263,12 @@ class Repository(abc.ABC, Generic[T]):
         """Replace the stored copy whose version is ``expected_version`` with ``obj``."""
 
     @abc.abstractmethod
-    def _delete(self, id: str) -> bool:
-        """Delete; return False if nothing was stored under ``id``."""
+    def _delete(self, id: str, expected_version: int | None) -> bool:
+        """Delete; return False if nothing was stored under ``id``.
+
+        With ``expected_version``, delete only that version: raise `ConcurrencyError` if the
+        stored object is at another one (now, or by commit if another unit of work gets there first).
+        """
 
     @abc.abstractmethod
     def _find(
@@ -629,18 +648,42 @@ class UnitOfWork(abc.ABC):
         repo: Repository[T] = getattr(self, aggregate.attribute)
         return repo
 
-    def redact_events(self, aggregate_ids: Iterable[str]) -> int:
-        """Replace committed outbox events about ``aggregate_ids`` by `EventRedacted` markers.
+    def redact_events(self, aggregate_ids: Iterable[str], *, keep_types: Iterable[str] = ()) -> int:
+        """Replace outbox events about ``aggregate_ids`` by `EventRedacted` markers.
 
         For erasure: an event may carry personal data (a name), and the outbox is kept. Markers
         keep each event's id, position, time and type name, so readers still see the sequence.
-        Takes effect with the unit of work's commit; returns how many events were redacted.
+        Committed events are replaced with the unit of work's commit; events recorded earlier in
+        this unit of work are replaced at once (later ones are not). Events of ``keep_types``
+        stay as they are (an erasure keeps earlier `CustomerErased` events, which hold no
+        personal data). Returns how many events were redacted.
         """
         self.require_open()
+        errors: list[FieldError] = []
         if isinstance(aggregate_ids, str):
-            raise ValidationError("aggregate_ids", "must be a list of ids, not one string")
+            errors.append(FieldError("aggregate_ids", "must be a list of ids, not one string"))
+            aggregate_ids = ()
+        if isinstance(keep_types, str):
+            errors.append(FieldError("keep_types", "must be a list of event type names, not one string"))
+            keep_types = ()
+        if errors:
+            raise ValidationError.from_errors(errors)
         ids = sorted({check_id(i, "aggregate_ids") for i in aggregate_ids})
-        return self._redact_events(ids) if ids else 0
+        keep = sorted({EventRedacted.event_type, *keep_types})
+        if not ids:
+            return 0
+        wanted = set(ids)
+        pending = 0
+        for index, event in enumerate(self._events):
+            if event.aggregate_id in wanted and event.event_type not in keep:
+                self._events[index] = EventRedacted(
+                    aggregate_id=event.aggregate_id,
+                    occurred_at=event.occurred_at,
+                    event_id=event.event_id,
+                    original_type=event.event_type,
+                )
+                pending += 1
+        return pending + self._redact_events(ids, keep)
 
     def require_open(self) -> None:
         """Raise `CrmError` unless the unit of work is inside its ``with`` block."""
@@ -663,7 +706,11 @@ class UnitOfWork(abc.ABC):
     def _events_since(self, position: int, limit: int) -> list[OutboxRecord]: ...
 
     @abc.abstractmethod
-    def _redact_events(self, aggregate_ids: list[str]) -> int: ...
+    def _redact_events(self, aggregate_ids: list[str], keep_types: list[str]) -> int:
+        """Replace, at commit, committed events about ``aggregate_ids`` unless of ``keep_types``.
+
+        ``keep_types`` always holds `EventRedacted`'s type; returns how many events will be replaced.
+        """
 
     @abc.abstractmethod
     def _events_about(

@@ -115,7 +115,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self.store = store
         self.staged: dict[str, dict[str, Any]] = {}
         self.expected: dict[tuple[str, str], int | None] = {}
-        self.redact: set[str] = set()
+        self.redact: list[tuple[frozenset[str], frozenset[str]]] = []
+        """(aggregate ids, event types kept) of each `redact_events` call, applied at commit."""
         self.customers = MemoryCustomerRepository(CUSTOMERS, self)
         self.contacts = MemoryRepository(CONTACTS, self)
         self.interactions = MemoryInteractionRepository(INTERACTIONS, self)
@@ -127,7 +128,7 @@ class MemoryUnitOfWork(UnitOfWork):
     def _reset(self) -> None:
         self.staged = {a.name: {} for a in AGGREGATES}
         self.expected = {}
-        self.redact = set()
+        self.redact = []
 
     def _commit(self, events: list[DomainEvent]) -> None:
         store = self.store
@@ -164,11 +165,16 @@ class MemoryUnitOfWork(UnitOfWork):
             found = [r for r in self.store.outbox if r.tenant == self.tenant and r.position > position]
         return found[:limit]
 
+    def _redacts(self, record: OutboxRecord, calls: list[tuple[frozenset[str], frozenset[str]]]) -> bool:
+        """Whether one of these `redact_events` calls covers ``record``."""
+        event = record.event
+        return record.tenant == self.tenant and any(
+            event.aggregate_id in ids and event.event_type not in keep for ids, keep in calls
+        )
+
     def _redacted(self, record: OutboxRecord) -> OutboxRecord:
         event = record.event
-        if record.tenant != self.tenant or event.aggregate_id not in self.redact:
-            return record
-        if isinstance(event, EventRedacted):
+        if not self._redacts(record, self.redact):
             return record
         marker = EventRedacted(
             aggregate_id=event.aggregate_id,
@@ -189,17 +195,15 @@ class MemoryUnitOfWork(UnitOfWork):
                 and (types is None or r.event.event_type in types)
             ]
 
-    def _redact_events(self, aggregate_ids: list[str]) -> int:
-        ids = set(aggregate_ids)
-        self.redact |= ids
+    def _redact_events(self, aggregate_ids: list[str], keep_types: list[str]) -> int:
+        call = [(frozenset(aggregate_ids), frozenset(keep_types))]
         with self.store.lock:
-            return sum(
-                1
-                for r in self.store.outbox
-                if r.tenant == self.tenant
-                and r.event.aggregate_id in ids
-                and not isinstance(r.event, EventRedacted)
+            # Not counted again: events an earlier call of this unit of work already covers.
+            count = sum(
+                1 for r in self.store.outbox if self._redacts(r, call) and not self._redacts(r, self.redact)
             )
+        self.redact += call
+        return count
 
     def current(self, aggregate: Aggregate[Any], id: str) -> Any:
         """The object as this unit of work sees it: staged change first, else committed."""
@@ -254,9 +258,17 @@ class MemoryRepository(Repository[T]):
         self.uow.touch(self.aggregate, id)
         self.uow.staged[self.aggregate.name][id] = clone(obj)
 
-    def _delete(self, id: str) -> bool:
-        if self.uow.current(self.aggregate, id) is None:
+    def _delete(self, id: str, expected_version: int | None) -> bool:
+        current = self.uow.current(self.aggregate, id)
+        if current is None:
             return False
+        if expected_version is not None and current.version != expected_version:
+            raise ConcurrencyError(
+                f"{self.aggregate.name} {id!r} is at version {current.version}, not the version "
+                f"{expected_version} read: it changed meanwhile; read it again before deleting"
+            )
+        # The version checked here is the one commit expects, so a change committed by another
+        # unit of work before this one commits is refused too.
         self.uow.touch(self.aggregate, id)
         self.uow.staged[self.aggregate.name][id] = _DELETED
         return True

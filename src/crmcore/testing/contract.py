@@ -322,6 +322,90 @@ class StoreContract(RecordsContract, SegmentsContract):
             with pytest.raises(NotFound):
                 uow.customers.delete(c.id)
 
+    def test_delete_with_expected_version(self, crm: CRM, tenant: str) -> None:
+        """delete(id, expected_version=v) deletes version v only: else ConcurrencyError, or NotFound."""
+        c = self.stored(crm, tenant, _customer())[0]
+        with crm.unit_of_work(tenant) as uow:
+            for bad in (0, -1, True, "1"):
+                with pytest.raises(ValidationError, match="expected_version"):
+                    uow.customers.delete(c.id, expected_version=bad)  # type: ignore[arg-type]
+            with pytest.raises(ConcurrencyError, match="version 1"):
+                uow.customers.delete(c.id, expected_version=2)
+            assert uow.customers.exists(c.id)
+            with pytest.raises(NotFound):
+                uow.customers.delete("nobody", expected_version=1)
+            got = uow.customers.get(c.id)
+            got.tags = ("vip",)
+            uow.customers.save(got)  # version 2, not committed: this unit of work sees it
+            with pytest.raises(ConcurrencyError):
+                uow.customers.delete(c.id, expected_version=1)
+            uow.customers.delete(c.id, expected_version=2)
+            assert not uow.customers.exists(c.id)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            assert not uow.customers.exists(c.id)
+
+    def test_versioned_delete_refuses_a_change_committed_since_the_read(self, crm: CRM, tenant: str) -> None:
+        """A record saved by another unit of work between read and versioned delete is not lost."""
+        c = self.stored(crm, tenant, _customer())[0]
+        with crm.unit_of_work(tenant) as deleting:
+            read = deleting.customers.get(c.id)
+            with crm.unit_of_work(tenant) as other:
+                changed = other.customers.get(c.id)
+                changed.tags = ("edited",)
+                other.customers.save(changed)
+                other.commit()
+            with pytest.raises(ConcurrencyError):  # at the delete or, at the latest, at commit
+                deleting.customers.delete(c.id, expected_version=read.version)
+                deleting.commit()
+        with crm.unit_of_work(tenant) as uow:
+            kept = uow.customers.get(c.id)
+        assert (kept.tags, kept.version) == (("edited",), 2)
+
+    def test_versioned_delete_racing_a_save_one_wins(self, crm: CRM, tenant: str) -> None:
+        """A versioned delete and a save of the same version race: one commits, the other is refused.
+
+        The save runs in a thread while the delete is still uncommitted, so each adapter's way of
+        meeting the race (a row lock, a busy database, a version check at commit) is exercised.
+        """
+        c = self.stored(crm, tenant, _customer())[0]
+        results: dict[str, str] = {}
+        started = threading.Event()
+        deleting, saving = crm.unit_of_work(tenant), crm.unit_of_work(tenant)
+
+        def save() -> None:
+            try:
+                got = saving.customers.get(c.id)
+                got.tags = ("edited",)
+                started.set()
+                saving.customers.save(got)
+                saving.commit()
+                results["save"] = "committed"
+            except (ConcurrencyError, NotFound):
+                results["save"] = "refused"
+            finally:
+                started.set()
+
+        with deleting, saving:
+            read = deleting.customers.get(c.id)
+            deleting.customers.delete(c.id, expected_version=read.version)
+            racer = threading.Thread(target=save)
+            racer.start()
+            started.wait(timeout=10)
+            time.sleep(0.1)  # let the save reach the contested row before the delete commits
+            try:
+                deleting.commit()
+                results["delete"] = "committed"
+            except ConcurrencyError:
+                results["delete"] = "refused"
+            racer.join(timeout=60)
+        assert sorted(results.values()) == ["committed", "refused"]
+        with crm.unit_of_work(tenant) as uow:
+            if results["delete"] == "committed":
+                assert not uow.customers.exists(c.id)
+            else:
+                assert uow.customers.get(c.id).tags == ("edited",)
+
     def test_wrong_type_and_bad_ids_are_refused(self, crm: CRM, tenant: str) -> None:
         """Repositories refuse objects of another type and malformed ids with ValidationError."""
         with crm.unit_of_work(tenant) as uow:

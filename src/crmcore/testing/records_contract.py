@@ -6,6 +6,7 @@ from there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,11 +22,11 @@ from crmcore.customers.customer import Customer, LifecycleStage
 from crmcore.customers.interaction import Interaction, InteractionChannel
 from crmcore.customers.order import Order, OrderLine, OrderStatus, order_totals
 from crmcore.errors import ConcurrencyError, NotFound, ValidationError
-from crmcore.events import CustomerCreated, CustomerUpdated, EventRedacted
+from crmcore.events import CustomerCreated, CustomerUpdated, DomainEvent, EventRedacted
 from crmcore.facade import CRM
 from crmcore.ids import new_id
 from crmcore.money import Money
-from crmcore.storage.base import CUSTOMER_LINKS, Aggregate
+from crmcore.storage.base import CUSTOMER_LINKS, Aggregate, UnitOfWork
 from crmcore.testing import strategies as cst
 
 __all__ = ["RecordsContract"]
@@ -248,6 +249,87 @@ class RecordsContract:
         assert "Secret Name" in repr(crm.events_since(0, tenant=other))
         with crm.unit_of_work(tenant) as uow, pytest.raises(ValidationError, match="aggregate_ids"):
             uow.redact_events("c0")
+
+    def test_redact_events_covers_pending_events_and_keeps_types_asked_for(
+        self, crm: CRM, tenant: str
+    ) -> None:
+        """redact_events replaces pending events too; events of keep_types, and later ones, stay."""
+        committed = CustomerCreated(aggregate_id="c0", occurred_at=T0, name="Secret Committed")
+        audit = CustomerUpdated(aggregate_id="c0", occurred_at=T0, fields=("tags",))
+        with crm.unit_of_work(tenant) as uow:
+            uow.record(committed, audit)
+            uow.commit()
+        pending = CustomerCreated(aggregate_id="c0", occurred_at=T0, name="Secret Pending")
+        kept = CustomerCreated(aggregate_id="c1", occurred_at=T0, name="Kept Name")
+        later = CustomerCreated(aggregate_id="c0", occurred_at=T0, name="Recorded After")
+        published: list[DomainEvent] = []
+        crm.bus.subscribe(DomainEvent, published.append)
+        with crm.unit_of_work(tenant) as uow:
+            uow.record(pending, audit, kept)
+            assert uow.redact_events(["c0"], keep_types=["customer.updated"]) == 2
+            assert uow.redact_events(["c0"]) == 2  # the audit events; markers are not counted again
+            uow.record(later)
+            uow.commit()
+        events = [r.event for r in crm.events_since(0, tenant=tenant)]
+        assert [type(e).__name__ for e in events] == [
+            "EventRedacted",
+            "EventRedacted",
+            "EventRedacted",
+            "EventRedacted",
+            "CustomerCreated",
+            "CustomerCreated",
+        ]
+        assert events[4:] == [kept, later]
+        for marker, original in zip(events, [committed, audit, pending, audit], strict=False):
+            assert isinstance(marker, EventRedacted) and marker.original_type == original.event_type
+            assert (marker.event_id, marker.occurred_at, marker.aggregate_id) == (original.event_id, T0, "c0")
+        assert "Secret" not in repr(events) and "Secret" not in repr(published)
+        with crm.unit_of_work(tenant) as uow:
+            audit2 = CustomerUpdated(aggregate_id="c2", occurred_at=T0, fields=("name",))
+            uow.record(CustomerCreated(aggregate_id="c2", occurred_at=T0, name="Secret Two"), audit2)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            assert uow.redact_events(["c2"], keep_types=["customer.updated"]) == 1
+            uow.commit()
+        last = [r.event for r in crm.events_since(0, tenant=tenant)][-2:]
+        assert isinstance(last[0], EventRedacted) and last[1] == audit2
+        with crm.unit_of_work(tenant) as uow, pytest.raises(ValidationError) as caught:
+            uow.redact_events("c0", keep_types="customer.updated")
+        assert [e.path for e in caught.value.errors] == ["aggregate_ids", "keep_types"]
+
+    def test_integers_beyond_the_database_are_refused_as_validation_errors(
+        self, crm: CRM, tenant: str
+    ) -> None:
+        """An integer too large for the store's columns is answered, or refused with ValidationError."""
+        c = Customer(name="Ada")
+        with crm.unit_of_work(tenant) as uow:
+            uow.customers.add(c)
+            uow.commit()
+
+        def outcome(call: Callable[[UnitOfWork], object]) -> str:
+            with crm.unit_of_work(tenant) as uow:
+                try:
+                    call(uow)
+                except ValidationError as exc:  # anything else (OverflowError) fails the test
+                    return f"refused: {exc}"
+                except ConcurrencyError:
+                    return "stale"
+            return "answered"
+
+        def find(uow: UnitOfWork) -> None:
+            assert uow.interactions.find(Field("duration_seconds") > 2**64) == []
+
+        def save(uow: UnitOfWork) -> None:
+            huge = uow.customers.get(c.id)
+            huge.version = 2**63  # the model allows any non-negative version
+            uow.customers.save(huge)
+
+        found = outcome(find)
+        assert found == "answered" or found.startswith("refused: interaction"), found
+        saved = outcome(save)
+        assert saved == "stale" or saved.startswith("refused: customer"), saved
+        with crm.unit_of_work(tenant) as uow:
+            assert uow.customers.get(c.id).version == 1
 
     def test_events_about_finds_one_aggregates_events(self, crm: CRM, tenant: str) -> None:
         """events_about returns the committed events of given aggregates, in order, in this tenant."""

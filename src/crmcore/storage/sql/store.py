@@ -84,6 +84,9 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except CrmError:
         raise
+    except OverflowError as exc:
+        # The driver refuses a Python int beyond the column type (SQLite INTEGER: 64 bits).
+        raise ValidationError(what, f"a value is too large for the database ({exc})") from exc
     except sa_exc.IntegrityError as exc:
         message = str(exc.orig).splitlines()[0]
         if getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in message:
@@ -99,6 +102,10 @@ def translate_errors(what: str) -> Iterator[None]:
         raise StorageError(f"{what}: {message}") from exc
     except sa_exc.DBAPIError as exc:
         raise StorageError(f"{what}: {exc.orig}") from exc
+    except sa_exc.StatementError as exc:
+        if isinstance(exc.orig, OverflowError):  # raised while SQLAlchemy processed the parameters
+            raise ValidationError(what, f"a value is too large for the database ({exc.orig})") from exc
+        raise StorageError(f"{what}: {exc}") from exc
     except sa_exc.SQLAlchemyError as exc:
         raise StorageError(f"{what}: {exc}") from exc
 
@@ -320,7 +327,7 @@ class SqlUnitOfWork(UnitOfWork):
             for r in rows
         ]
 
-    def _redact_events(self, aggregate_ids: list[str]) -> int:
+    def _redact_events(self, aggregate_ids: list[str], keep_types: list[str]) -> int:
         o = tables.outbox.c
         marker = EventRedacted.event_type
         with translate_errors("redact events"):
@@ -332,7 +339,7 @@ class SqlUnitOfWork(UnitOfWork):
                     ).where(
                         o.tenant_id == self.tenant,
                         o.aggregate_id.in_(aggregate_ids[start : start + _ID_CHUNK]),
-                        o.event_type != marker,
+                        o.event_type.not_in(keep_types),
                     )
                 ).all()
             if rows:
@@ -417,10 +424,24 @@ class SqlRepository(Repository[T]):
             f"{expected_version}: reload it and apply the change again"
         )
 
-    def _delete(self, id: str) -> bool:
+    def _delete(self, id: str, expected_version: int | None) -> bool:
+        clause = self._mine() & (self.c.id == id)
+        if expected_version is not None:
+            clause = clause & (self.c.version == expected_version)
         with translate_errors(self.aggregate.name):
-            result = self.uow.conn.execute(delete(self.table).where(self._mine(), self.c.id == id))
-        return bool(result.rowcount)
+            if self.uow.conn.execute(delete(self.table).where(clause)).rowcount:
+                return True
+            if expected_version is None:
+                return False
+            stored = self.uow.conn.execute(
+                select(self.c.version).where(self._mine(), self.c.id == id)
+            ).scalar_one_or_none()
+        if stored is None:
+            return False
+        raise ConcurrencyError(
+            f"{self.aggregate.name} {id!r} is at version {stored}, not the version {expected_version} "
+            "read: it changed meanwhile; read it again before deleting"
+        )
 
     def _where(self, where: Condition | None, now: datetime) -> Any:
         clause = self._mine()
