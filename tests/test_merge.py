@@ -213,6 +213,36 @@ def test_stale_survivor_rolls_back(crm: CRM, monkeypatch: pytest.MonkeyPatch) ->
     assert not any(isinstance(e, CustomersMerged) for e in _events(crm, tenant))
 
 
+def test_duplicate_changed_during_the_merge_is_not_lost(crm: CRM, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A duplicate saved by another unit of work after the merge read it: ConcurrencyError, nothing lost."""
+    tenant = f"t-{new_id()}"
+    a, b = _pair(crm, tenant)
+    before = _snapshot(crm, tenant)
+    merging = crm.unit_of_work(tenant)
+    real_get = merging.customers.get
+
+    def get_then_race(id: str) -> Customer:
+        found = real_get(id)
+        if id == b.id:  # someone else edits the duplicate right after the merge read it
+            with crm.unit_of_work(tenant) as other:
+                changed = other.customers.get(b.id)
+                changed.tags = ["edited"]
+                other.customers.save(changed)
+                other.commit()
+        return found
+
+    monkeypatch.setattr(merging.customers, "get", get_then_race)
+    with pytest.raises(ConcurrencyError), merging:
+        merge_customers(merging, a.id, [b.id])
+        merging.commit()
+    after = _snapshot(crm, tenant)
+    assert after["customers"][b.id].tags == ("edited",) and after["customers"][b.id].version == 2
+    assert after["customers"][a.id] == before["customers"][a.id]
+    for aggregate in CUSTOMER_LINKS:
+        assert after[aggregate.attribute] == before[aggregate.attribute]
+    assert not any(isinstance(e, CustomersMerged) for e in _events(crm, tenant))
+
+
 def test_missing_customers_raise_not_found(crm: CRM) -> None:
     """An unknown survivor or duplicate is NotFound, and nothing is changed."""
     tenant = f"t-{new_id()}"
@@ -234,6 +264,10 @@ def test_bad_ids_are_refused_all_at_once() -> None:
             merge_customers(uow, "a", [])
         with pytest.raises(ValidationError, match="not one string"):
             merge_customers(uow, "a", "b")
+        with pytest.raises(ValidationError, match="duplicate_ids: must be a list of ids, got None"):
+            merge_customers(uow, "a", None)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match=r"must be a list of ids, got int$"):
+            merge_customers(uow, "a", 7)  # type: ignore[arg-type]
         with pytest.raises(ValidationError) as caught:
             merge_customers(uow, "a", ["b", "a", "b", ""])
         assert [(e.path, e.reason) for e in caught.value.errors] == [
@@ -361,6 +395,26 @@ def test_custom_fields_merge_per_key() -> None:
     assert plan.choice("custom.theirs").sources == () and plan.choice("custom.tier").sources == (d.id,)
 
 
+def test_currency_and_credit_limit_come_from_one_record() -> None:
+    """The merged customer's currency and credit limit are one record's pair, never mixed."""
+    eur_only = _c("S", T0, currency="EUR")
+    usd = _c("D", T0 + timedelta(days=1), currency="USD", credit_limit=Money("1000", "USD"))
+    plan = plan_merge(eur_only, [usd])  # KEEP_NON_EMPTY: the survivor has a currency
+    assert (plan.merged.currency, plan.merged.credit_limit) == ("EUR", None)
+    assert plan.choice("currency").sources == plan.choice("credit_limit").sources == (eur_only.id,)
+    assert "taken together" in plan.choice("credit_limit").reason
+    limit_only = _c("L", currency=None, credit_limit=Money("500", "JPY"))
+    plan = plan_merge(_c("S"), [limit_only, usd])
+    assert (plan.merged.currency, plan.merged.credit_limit) == (None, Money("500", "JPY"))
+    newest = plan_merge(eur_only, [usd], MergeRules(fields={"credit_limit": Survivorship.KEEP_NEWEST}))
+    assert (newest.merged.currency, newest.merged.credit_limit) == ("USD", Money("1000", "USD"))
+    assert newest.choice("currency").rule is Survivorship.KEEP_NEWEST
+    kept = plan_merge(usd, [eur_only], MergeRules(fields={"currency": Survivorship.KEEP_SURVIVOR}))
+    assert (kept.merged.currency, kept.merged.credit_limit) == ("USD", Money("1000", "USD"))
+    with pytest.raises(ValidationError, match="currency and credit_limit are merged together"):
+        MergeRules(fields={"currency": Survivorship.KEEP_NEWEST, "credit_limit": Survivorship.KEEP_NON_EMPTY})
+
+
 def test_merged_customer_keeps_survivor_identity_and_earliest_creation() -> None:
     """The merged customer has the survivor's id and version and the earliest created_at."""
     s = Customer(name="S", created_at=T0, version=3)
@@ -438,6 +492,8 @@ def test_any_group_merges_into_a_valid_customer(survivor: Customer, duplicates: 
     """Any group of customers yields a valid merged customer with the survivor's id; the plan round-trips."""
     plan = plan_merge(survivor, duplicates)
     assert plan.merged.id == survivor.id
+    pairs = [(c.currency, c.credit_limit) for c in [survivor, *duplicates]]
+    assert (plan.merged.currency, plan.merged.credit_limit) in pairs
     assert sum(e.primary for e in plan.merged.emails) <= 1
     assert set(plan.merged.tags) == {t for c in [survivor, *duplicates] for t in c.tags}
     assert structure(unstructure(plan), MergePlan) == plan

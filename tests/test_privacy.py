@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 import crmcore
-from crmcore import CRM, FixedClock, NotFound, ValidationError
+from crmcore import CRM, ConcurrencyError, FixedClock, NotFound, ValidationError
 from crmcore.customers import (
     Address,
     ConsentChannel,
@@ -42,7 +42,7 @@ from crmcore.ids import new_id
 from crmcore.money import Money
 from crmcore.serialization import unstructure
 from crmcore.storage import MemoryStore
-from crmcore.storage.base import CUSTOMER_LINKS
+from crmcore.storage.base import CUSTOMER_LINKS, UnitOfWork
 from crmcore.storage.sql import SqlStore
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -297,6 +297,107 @@ def test_erasure_is_atomic(store: tuple[CRM, Scan], monkeypatch: pytest.MonkeyPa
     with crm.unit_of_work(tenant) as uow:
         erase_customer(uow, person.customer.id)  # and never committed
     assert sorted(scan().splitlines()) == before
+
+
+def test_erasure_redacts_events_recorded_earlier_in_its_unit_of_work(store: tuple[CRM, Scan]) -> None:
+    """An event about the person recorded earlier in the erasing unit of work is redacted too."""
+    crm, scan = store
+    tenant = f"t-{new_id()}"
+    person = _person(crm, tenant)
+    with crm.unit_of_work(tenant) as uow:
+        uow.record(CustomerCreated(aggregate_id=person.customer.id, occurred_at=T0, name="Pending Quixotica"))
+        report = erase_customer(uow, person.customer.id)
+        uow.commit()
+    assert "Pending Quixotica" not in scan()
+    events = crm.events_since(0, 10_000, tenant=tenant)
+    assert isinstance(events[-2].event, EventRedacted) and events[-1].event == report.event
+    assert report.events_redacted == len(person.event_ids) + 1
+
+
+def _race_before_delete(crm: CRM, tenant: str, erasing: UnitOfWork, attribute: str) -> Callable[..., None]:
+    """``erasing``'s delete in ``attribute``, but another unit of work saves the record first."""
+    real_delete = getattr(erasing, attribute).delete
+
+    def delete(id: str, *, expected_version: int | None = None) -> None:
+        with crm.unit_of_work(tenant) as other:
+            repo = getattr(other, attribute)
+            changed = repo.get(id)
+            changed.custom = {"edited": True}
+            repo.save(changed)
+            other.commit()
+        real_delete(id, expected_version=expected_version)
+
+    return delete
+
+
+def test_erasure_refuses_changes_made_while_it_runs(
+    store: tuple[CRM, Scan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customer or a record saved by another unit of work after erasure read it: ConcurrencyError."""
+    crm, _ = store
+    tenant = f"t-{new_id()}"
+    person = _person(crm, tenant)
+    # Once erasure has written (the customer goes first), SQLite lets no other writer in until it ends.
+    raced = ["customers", "contacts"] if crm.store.capabilities.concurrent_writers else ["customers"]
+    for attribute in raced:
+        erasing = crm.unit_of_work(tenant)
+        with monkeypatch.context() as patch, pytest.raises(ConcurrencyError), erasing:
+            patch.setattr(
+                getattr(erasing, attribute), "delete", _race_before_delete(crm, tenant, erasing, attribute)
+            )
+            erase_customer(erasing, person.customer.id)
+            erasing.commit()
+    with crm.unit_of_work(tenant) as uow:  # both changes kept, nothing erased
+        assert uow.customers.get(person.customer.id).custom == {"edited": True}
+        assert [c.custom == {"edited": True} for c in uow.contacts.find()] == ["contacts" in raced]
+        assert uow.interactions.count() == 2 and uow.orders.count() == 2
+
+
+def test_customer_is_deleted_before_its_records_are_looked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Erasure deletes the customer row first, so a record linked meanwhile is most likely found."""
+    crm = crmcore.open("memory://", clock=FixedClock(T0))
+    person = _person(crm, "default")
+    calls: list[str] = []
+
+    def logged(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return method(*args, **kwargs)
+
+        return call
+
+    with crm.unit_of_work() as uow:
+        monkeypatch.setattr(uow.customers, "delete", logged("customer", uow.customers.delete))
+        monkeypatch.setattr(uow.contacts, "find", logged("contacts", uow.contacts.find))
+        erase_customer(uow, person.customer.id)
+    assert calls[:2] == ["customer", "contacts"]
+
+
+def test_missing_ok_sweeps_records_left_behind(store: tuple[CRM, Scan]) -> None:
+    """erase_customer(missing_ok=True) erases records and events still linked to an erased customer."""
+    crm, scan = store
+    tenant = f"t-{new_id()}"
+    person = _person(crm, tenant)
+    with crm.unit_of_work(tenant) as uow:
+        erase_customer(uow, person.customer.id)
+        uow.commit()
+    late = Contact(customer_id=person.customer.id, name="Late Quixotica")  # linked by a concurrent writer
+    with crm.unit_of_work(tenant) as uow:
+        uow.contacts.add(late)
+        uow.record(CustomerCreated(aggregate_id=late.id, occurred_at=T0, name=late.name))
+        uow.commit()
+    with crm.unit_of_work(tenant) as uow:
+        with pytest.raises(NotFound):
+            erase_customer(uow, person.customer.id)
+        with pytest.raises(ValidationError, match="missing_ok"):
+            erase_customer(uow, person.customer.id, missing_ok="yes")  # type: ignore[arg-type]
+        report = erase_customer(uow, person.customer.id, missing_ok=True)
+        uow.commit()
+    assert report.deleted == {"customers": 0, "contacts": 1, "interactions": 0}
+    assert report.anonymized == {"orders": 0} and report.events_redacted == 1
+    assert "Late Quixotica" not in scan()
+    with crm.unit_of_work(tenant) as uow:
+        assert not uow.contacts.exists(late.id)
 
 
 def test_anonymizers_decide_what_is_kept() -> None:

@@ -59,6 +59,8 @@ MERGEABLE_FIELDS: tuple[str, ...] = tuple(
     sorted(f.name for f in attrs.fields(Customer) if f.name not in _MANAGED)
 )
 """Customer fields a merge decides on; ``id``, ``version`` and the time stamps are the store's."""
+_TOGETHER = ("credit_limit", "currency")
+"""Fields a merge takes from one record, so the credit limit stays in the customer's currency."""
 _CUSTOM_PREFIX = "custom."
 
 
@@ -123,9 +125,20 @@ class MergeRules:
             raise ValidationError(
                 "default", "UNION combines lists; set it in `lists` or for a list field in `fields`"
             )
+        paired = {self.fields[f] for f in _TOGETHER if f in self.fields}
+        if len(paired) > 1:
+            raise ValidationError(
+                "fields.currency",
+                "currency and credit_limit are merged together (from one record); give them one rule",
+            )
 
     def rule_for(self, field: str) -> Survivorship:
-        """The rule for ``field`` (a `MERGEABLE_FIELDS` name or ``"custom.<key>"``)."""
+        """The rule for ``field`` (a `MERGEABLE_FIELDS` name or ``"custom.<key>"``).
+
+        ``currency`` and ``credit_limit`` share one rule: a rule named for either governs both.
+        """
+        if field in _TOGETHER:
+            return next((self.fields[f] for f in _TOGETHER if f in self.fields), self.default)
         if field in self.fields:
             return self.fields[field]
         if field.startswith(_CUSTOM_PREFIX):
@@ -306,6 +319,25 @@ def _consents(records: Sequence[Customer]) -> tuple[tuple[Consent, ...], FieldCh
     return tuple(c for c, _ in best.values()), choice
 
 
+def _currency_and_limit(
+    rule: Survivorship, records: Sequence[Customer]
+) -> tuple[dict[str, Any], list[FieldChoice]]:
+    """``currency`` and ``credit_limit`` from one record, chosen by ``rule`` as if they were one field.
+
+    Taken separately they could come from two records (a EUR currency with a USD limit); a
+    record counts as having a value when it has either.
+    """
+    pairs = [(r.currency, r.credit_limit) for r in records]
+    value, choice = _pick("currency", rule, records, [None if p == (None, None) else p for p in pairs])
+    currency, limit = pairs[0] if value is None else value
+    if choice.sources:
+        choice = attrs.evolve(choice, reason=f"{choice.reason}; currency and credit_limit are taken together")
+    return {"currency": currency, "credit_limit": limit}, [
+        choice,
+        attrs.evolve(choice, field="credit_limit"),
+    ]
+
+
 def _custom(rules: MergeRules, records: Sequence[Customer]) -> tuple[dict[str, Any], list[FieldChoice]]:
     keys = list(dict.fromkeys(k for r in records for k in r.custom))
     merged: dict[str, Any] = {}
@@ -365,6 +397,12 @@ def plan_merge(
             values[field], custom_choices = _custom(rules, records)
             choices += custom_choices
             continue
+        if field in _TOGETHER:
+            if field == _TOGETHER[0]:
+                paired, paired_choices = _currency_and_limit(rules.rule_for(field), records)
+                values.update(paired)
+                choices += paired_choices
+            continue
         rule = rules.rule_for(field)
         if rule is Survivorship.UNION:
             value, choice = _consents(records) if field == "consents" else _union(field, records)
@@ -404,9 +442,11 @@ def _check_group(survivor_id: Any, duplicate_ids: Any, path: str) -> tuple[str, 
     except ValidationError as exc:
         errors += exc.errors
     if isinstance(duplicate_ids, str) or not isinstance(duplicate_ids, Iterable):
-        raise ValidationError.from_errors(
-            [*errors, FieldError(path, "must be a list of ids, not one string")]
-        )
+        if isinstance(duplicate_ids, str):
+            what = "not one string"
+        else:
+            what = "got None" if duplicate_ids is None else f"got {type(duplicate_ids).__name__}"
+        raise ValidationError.from_errors([*errors, FieldError(path, f"must be a list of ids, {what}")])
     ids: list[str] = []
     for index, value in enumerate(duplicate_ids):
         try:
@@ -454,8 +494,9 @@ def merge_customers(
 ) -> MergeReport:
     """Merge customers into ``survivor_id`` in ``uow``; the caller commits (nothing is written until then).
 
-    Moves every record linked to a duplicate (each aggregate of `CUSTOMER_LINKS`) to the survivor,
-    saves the merged survivor (see `plan_merge`), deletes the duplicates and records `CustomersMerged`.
+    Deletes the duplicates (each at the version read, so a change made to one meanwhile is
+    refused, not lost), moves every record linked to them (each aggregate of `CUSTOMER_LINKS`) to
+    the survivor, saves the merged survivor (see `plan_merge`) and records `CustomersMerged`.
     If anything fails, roll the unit of work back and nothing has changed.
 
     Args:
@@ -473,6 +514,11 @@ def merge_customers(
     survivor = uow.customers.get(survivor_id)
     duplicates = [uow.customers.get(i) for i in dup_ids]
     plan = plan_merge(survivor, duplicates, rules)
+    # The duplicates go first, each only at the version the plan read: a change made to one
+    # meanwhile raises ConcurrencyError instead of being lost. Their linked records are looked
+    # up afterwards, so the window in which another unit of work can link a new one is short.
+    for duplicate in duplicates:
+        uow.customers.delete(duplicate.id, expected_version=duplicate.version)
     moved: dict[str, int] = {}
     for aggregate in CUSTOMER_LINKS:
         assert aggregate.customer_field is not None
@@ -485,8 +531,6 @@ def merge_customers(
         moved[aggregate.attribute] = count
     merged = attrs.evolve(plan.merged)
     uow.customers.save(merged)
-    for dup_id in dup_ids:
-        uow.customers.delete(dup_id)
     event = CustomersMerged(
         aggregate_id=survivor_id, occurred_at=uow.clock.now(), duplicate_ids=dup_ids, moved=dict(moved)
     )

@@ -20,7 +20,7 @@ from crmcore.customers.contact_points import Consent, ConsentChannel
 from crmcore.customers.customer import Customer
 from crmcore.customers.merge import CustomersMerged, linked_records
 from crmcore.customers.order import Order
-from crmcore.errors import ValidationError
+from crmcore.errors import NotFound, ValidationError
 from crmcore.events import DomainEvent, event_to_data
 from crmcore.ids import check_id, new_id
 from crmcore.serialization import unstructure
@@ -195,14 +195,20 @@ def erase_customer(
     *,
     reason: str = "",
     anonymizers: Mapping[str, Anonymizer] = ANONYMIZERS,
+    missing_ok: bool = False,
 ) -> ErasureReport:
     """Erase a person in ``uow`` (right to erasure); the caller commits, and nothing changes until then.
 
     Deletes the customer and every linked record (each aggregate of `CUSTOMER_LINKS`), except
     those ``anonymizers`` keep: each such record is passed through its anonymizer and saved. Redacts
-    the outbox events about the customer, its records and customers merged into it, and records
-    `CustomerErased`. Free text in *other* customers' records that mentions the person is not
-    searched.
+    the outbox events about the customer, its records and customers merged into it (those
+    recorded earlier in ``uow`` too), and records `CustomerErased`. Free text in *other*
+    customers' records that mentions the person is not searched.
+
+    The customer is deleted first, at the version read, and its records are looked up after
+    that, so a record another unit of work links to the customer meanwhile is most likely found;
+    one committed after the lookup is left behind (nothing requires a record's customer to
+    exist). Run it again with ``missing_ok=True`` to sweep such leftovers.
 
     Args:
         uow: an open unit of work.
@@ -210,9 +216,12 @@ def erase_customer(
         reason: why, for the audit trail (a request number); it goes into the event, so it must
             not itself name the person.
         anonymizers: repository name to `Anonymizer`; `ANONYMIZERS` by default, ``{}`` deletes all.
+        missing_ok: erase the records and events of a customer that is already gone (an earlier
+            erasure's leftovers) instead of raising `NotFound`; the report then counts 0 customers.
 
     Raises:
-        NotFound: no such customer.
+        NotFound: no such customer (unless ``missing_ok``).
+        ConcurrencyError: another unit of work changed the customer or one of its records meanwhile.
         ValidationError: a bad id or reason, or an anonymizer key naming no linked aggregate.
     """
     customer_id = check_id(customer_id, "customer_id")
@@ -221,30 +230,38 @@ def erase_customer(
     unknown = sorted(set(anonymizers) - linked)
     if unknown:
         raise ValidationError("anonymizers", f"{unknown} name no linked aggregate; valid: {sorted(linked)}")
-    customer = uow.customers.get(customer_id)
+    if not isinstance(missing_ok, bool):
+        raise ValidationError("missing_ok", f"must be True or False, got {missing_ok!r}")
+    try:
+        customer = uow.customers.get(customer_id)
+    except NotFound:
+        if not missing_ok:
+            raise
+        customers = 0
+    else:
+        uow.customers.delete(customer.id, expected_version=customer.version)
+        customers = 1
     pseudonym = new_id()
-    deleted: dict[str, int] = {}
+    deleted: dict[str, int] = {"customers": customers}
     anonymized: dict[str, int] = {}
-    ids = {customer.id}
+    ids = {customer_id}
     for aggregate in CUSTOMER_LINKS:
         repo = uow.repository(aggregate)
         anonymize = anonymizers.get(aggregate.attribute)
         count = 0
-        for record in linked_records(uow, aggregate, [customer.id]):
+        for record in linked_records(uow, aggregate, [customer_id]):
             ids.add(record.id)
             if anonymize is None:
-                repo.delete(record.id)
+                repo.delete(record.id, expected_version=record.version)
             else:
                 repo.save(anonymize(record, pseudonym))
             count += 1
         (deleted if anonymize is None else anonymized)[aggregate.attribute] = count
-    merged = merged_into(uow, customer.id)
+    merged = merged_into(uow, customer_id)
     ids.update(merged)
-    redacted = uow.redact_events(sorted(ids))
-    uow.customers.delete(customer.id)
-    deleted = {"customers": 1, **deleted}
+    redacted = uow.redact_events(sorted(ids), keep_types=[CustomerErased.event_type])
     event = CustomerErased(
-        aggregate_id=customer.id,
+        aggregate_id=customer_id,
         occurred_at=uow.clock.now(),
         reason=reason,
         deleted=dict(deleted),
@@ -253,7 +270,7 @@ def erase_customer(
     )
     uow.record(event)
     return ErasureReport(
-        customer_id=customer.id,
+        customer_id=customer_id,
         deleted=deleted,
         anonymized=anonymized,
         events_redacted=redacted,
