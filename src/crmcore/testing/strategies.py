@@ -108,7 +108,7 @@ def json_values() -> st.SearchStrategy[Any]:
     scalars = (
         st.none()
         | st.booleans()
-        | st.integers(-(2**53), 2**53)
+        | st.integers(-(2**53 - 1), 2**53 - 1)
         | st.floats(-1e9, 1e9, allow_nan=False).map(lambda x: round(x, 4))
         | st.text(max_size=12).filter(lambda s: "\x00" not in s)
     )
