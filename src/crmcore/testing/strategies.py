@@ -46,6 +46,15 @@ from crmcore.customers.schema import (
 )
 from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, Segment
 from crmcore.money import Money, minor_units
+from crmcore.service.ticket import (
+    DEFAULT_STATUSES,
+    AuthorRole,
+    SatisfactionSurvey,
+    Ticket,
+    TicketChannel,
+    TicketPriority,
+    TicketType,
+)
 
 __all__ = [
     "NOW",
@@ -65,6 +74,8 @@ __all__ = [
     "orders",
     "segment_money",
     "segments",
+    "surveys",
+    "tickets",
 ]
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -287,6 +298,68 @@ def customers(*, rich: bool = False) -> st.SearchStrategy[Customer]:
         created_at=aware_datetimes(),
         updated_at=aware_datetimes(),
     )
+
+
+@st.composite
+def tickets(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None) -> Ticket:
+    """Tickets taken through random status changes and comments (so history, reopens and first
+    response come from the model's own methods), in the default statuses."""
+    created = draw(aware_datetimes())
+    ticket = Ticket(
+        customer_id=draw(_ids("c", 4) if customer_ids is None else customer_ids),
+        subject=draw(_texts()),
+        contact_id=draw(st.none() | _ids("p", 3)),
+        channel=draw(st.sampled_from(TicketChannel)),
+        description=draw(st.sampled_from(["", "notes\nline two", "  padded  "])),
+        priority=draw(st.sampled_from(TicketPriority)),
+        type=draw(st.sampled_from(TicketType)),
+        tags=draw(st.lists(st.sampled_from(_TAGS), max_size=3)),
+        assignee=draw(st.none() | st.sampled_from(["u1", "u2"])),
+        team=draw(st.none() | st.sampled_from(["support", "billing"])),
+        custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
+        created_at=created,
+        updated_at=draw(aware_datetimes()),
+    )
+    at = created
+    open_names = [n for n in DEFAULT_STATUSES.names if n != "closed"]
+    for step in draw(st.lists(st.sampled_from(["status", "comment"]), max_size=6)):
+        at = at + timedelta(minutes=draw(st.sampled_from([0, 1, 90, 60 * 30])))
+        if step == "status":
+            ticket = ticket.change_status(
+                draw(st.sampled_from(open_names)), at, by=draw(st.none() | st.sampled_from(["u1", "u2"]))
+            )
+        else:
+            ticket = ticket.add_comment(
+                draw(st.sampled_from(["u1", "c1", "bot"])),
+                draw(st.sampled_from(["Hello", "See log\nline 2", " spaced "])),
+                at,
+                public=draw(st.booleans()),
+                role=draw(st.sampled_from(AuthorRole)),
+            )
+    if draw(st.booleans()):
+        ticket = ticket.change_status("closed", at + timedelta(hours=1))
+    return ticket
+
+
+@st.composite
+def surveys(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None) -> SatisfactionSurvey:
+    """Satisfaction surveys, answered (score 1-5, maybe a comment) or not."""
+    sent = draw(aware_datetimes())
+    survey = SatisfactionSurvey(
+        ticket_id=draw(_ids("t", 4)),
+        customer_id=draw(_ids("c", 4) if customer_ids is None else customer_ids),
+        sent_at=sent,
+        custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
+        created_at=draw(aware_datetimes()),
+        updated_at=draw(aware_datetimes()),
+    )
+    if draw(st.booleans()):
+        survey = survey.answer(
+            draw(st.integers(1, 5)),
+            sent + timedelta(minutes=draw(st.integers(0, 60 * 24 * 7))),
+            draw(st.sampled_from(["", "Great", "slow\nreply"])),
+        )
+    return survey
 
 
 _VALUES: dict[FieldType, st.SearchStrategy[Any]] = {
