@@ -12,6 +12,8 @@ from crmcore.storage.base import (
     DEFAULT_TENANT,
     INTERACTIONS,
     ORDERS,
+    SURVEYS,
+    TICKETS,
     Aggregate,
     CustomerRepository,
     InteractionRepository,
@@ -37,7 +39,9 @@ __all__ = [
     "ORDERS",
     "OrderRepository",
     "Repository",
+    "SURVEYS",
     "Store",
     "StoreCapabilities",
+    "TICKETS",
     "UnitOfWork",
 ]

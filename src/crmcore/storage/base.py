@@ -25,6 +25,7 @@ from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.ids import check_id
 from crmcore.money import check_currency
+from crmcore.service.ticket import SURVEY_FIELDS, TICKET_FIELDS, SatisfactionSurvey, Ticket
 from crmcore.validation import utc_datetime
 
 __all__ = [
@@ -40,8 +41,10 @@ __all__ = [
     "ORDERS",
     "OrderRepository",
     "Repository",
+    "SURVEYS",
     "Store",
     "StoreCapabilities",
+    "TICKETS",
     "UnitOfWork",
     "check_tenant",
 ]
@@ -73,7 +76,11 @@ INTERACTIONS: Aggregate[Interaction] = Aggregate(
     "interaction", Interaction, INTERACTION_FIELDS, "interactions", "customer_id"
 )
 ORDERS: Aggregate[Order] = Aggregate("order", Order, ORDER_FIELDS, "orders", "customer_id")
-AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS, CONTACTS, INTERACTIONS, ORDERS)
+# Tickets and surveys hold a customer_id but are not customer links yet: linking them (merge,
+# export and erasure then cover them) waits for the merge and privacy tests to expect them.
+TICKETS: Aggregate[Ticket] = Aggregate("ticket", Ticket, TICKET_FIELDS, "tickets")
+SURVEYS: Aggregate[SatisfactionSurvey] = Aggregate("survey", SatisfactionSurvey, SURVEY_FIELDS, "surveys")
+AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS, CONTACTS, INTERACTIONS, ORDERS, TICKETS, SURVEYS)
 CUSTOMER_LINKS: tuple[Aggregate[Any], ...] = tuple(a for a in AGGREGATES if a.customer_field)
 """Aggregates that belong to a customer (contacts, interactions, orders, later tickets, deals)."""
 
@@ -547,6 +554,8 @@ class UnitOfWork(abc.ABC):
     contacts: Repository[Contact]
     interactions: InteractionRepository
     orders: OrderRepository
+    tickets: Repository[Ticket]
+    surveys: Repository[SatisfactionSurvey]
     validate: Callable[[str, Any, datetime], None] | None = None
     """The host's data rules, ``(aggregate name, object, now)``, raising `ValidationError`.
 

@@ -28,6 +28,8 @@ from crmcore.storage.base import (
     CUSTOMERS,
     INTERACTIONS,
     ORDERS,
+    SURVEYS,
+    TICKETS,
     Aggregate,
     CustomerRepository,
     InteractionRepository,
@@ -121,6 +123,8 @@ class MemoryUnitOfWork(UnitOfWork):
         self.contacts = MemoryRepository(CONTACTS, self)
         self.interactions = MemoryInteractionRepository(INTERACTIONS, self)
         self.orders = MemoryOrderRepository(ORDERS, self)
+        self.tickets = MemoryRepository(TICKETS, self)
+        self.surveys = MemoryRepository(SURVEYS, self)
 
     def _begin(self) -> None:
         self._reset()

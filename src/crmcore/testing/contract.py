@@ -39,6 +39,7 @@ from crmcore.storage.base import DEFAULT_TENANT, UnitOfWork
 from crmcore.testing import strategies as cst
 from crmcore.testing.records_contract import RecordsContract
 from crmcore.testing.segments_contract import SegmentsContract
+from crmcore.testing.tickets_contract import TicketsContract
 
 __all__ = ["StoreContract"]
 
@@ -59,7 +60,7 @@ def _ids(objs: list[Customer]) -> list[str]:
     return [o.id for o in objs]
 
 
-class StoreContract(RecordsContract, SegmentsContract):
+class StoreContract(RecordsContract, SegmentsContract, TicketsContract):
     """Abstract contract tests; subclass and implement `create_crm` (and `dispose_crm` if needed)."""
 
     def create_crm(self) -> CRM:

@@ -17,7 +17,16 @@ from crmcore.customers.interaction import Direction, Interaction, InteractionCha
 from crmcore.customers.order import Order, OrderLine, OrderStatus, SalesChannel
 from crmcore.money import Money, minor_units
 from crmcore.serialization import structure, unstructure
-from crmcore.storage.base import CONTACTS, CUSTOMERS, INTERACTIONS, ORDERS, Aggregate
+from crmcore.service.ticket import (
+    Comment,
+    SatisfactionSurvey,
+    StatusChange,
+    Ticket,
+    TicketChannel,
+    TicketPriority,
+    TicketType,
+)
+from crmcore.storage.base import CONTACTS, CUSTOMERS, INTERACTIONS, ORDERS, SURVEYS, TICKETS, Aggregate
 from crmcore.storage.sql import tables
 from crmcore.storage.sql.where import SqlFields
 from crmcore.validation import trusted
@@ -28,7 +37,9 @@ __all__ = [
     "INTERACTION_MAPPING",
     "MAPPINGS",
     "ORDER_MAPPING",
+    "SURVEY_MAPPING",
     "SqlMapping",
+    "TICKET_MAPPING",
 ]
 
 T = TypeVar("T")
@@ -445,6 +456,131 @@ ORDER_MAPPING: SqlMapping[Order] = SqlMapping(
     ),
 )
 
+_TICKET_COLUMNS = (
+    "id",
+    "version",
+    "customer_id",
+    "contact_id",
+    "subject",
+    "description",
+    "status",
+    "assignee",
+    "team",
+    "first_response_at",
+    "solved_at",
+    "reopen_count",
+    "custom",
+    "created_at",
+    "updated_at",
+)
+
+
+def ticket_to_row(t: Ticket, tenant: str) -> dict[str, Any]:
+    """Column values for a ticket; comments and status history go to JSON columns."""
+    row = {name: getattr(t, name) for name in _TICKET_COLUMNS}
+    row.update(
+        tenant_id=tenant,
+        channel=t.channel.value,
+        priority=t.priority.value,
+        type=t.type.value,
+        tags=list(t.tags),
+        comments=unstructure(list(t.comments)),
+        status_history=unstructure(list(t.status_history)),
+    )
+    return row
+
+
+_TICKET_CHANNELS = {c.value: c for c in TicketChannel}
+_PRIORITIES = {p.value: p for p in TicketPriority}
+_TICKET_TYPES = {t.value: t for t in TicketType}
+
+
+def tickets_from_rows(rows: Sequence[Row[Any]]) -> list[Ticket]:
+    """Tickets from rows of `tables.tickets` (statuses are not checked against a status set on read)."""
+    with trusted():
+        return [
+            Ticket(
+                channel=_TICKET_CHANNELS[r.channel],
+                priority=_PRIORITIES[r.priority],
+                type=_TICKET_TYPES[r.type],
+                tags=tuple(r.tags),
+                comments=structure(r.comments, tuple[Comment, ...]) if r.comments else (),
+                status_history=(
+                    structure(r.status_history, tuple[StatusChange, ...]) if r.status_history else ()
+                ),
+                **{name: getattr(r, name) for name in _TICKET_COLUMNS},
+            )
+            for r in rows
+        ]
+
+
+_SURVEY_COLUMNS = tuple(a.name for a in attrs.fields(SatisfactionSurvey))
+
+
+def survey_to_row(s: SatisfactionSurvey, tenant: str) -> dict[str, Any]:
+    """Column values for a satisfaction survey."""
+    row = {name: getattr(s, name) for name in _SURVEY_COLUMNS}
+    row["tenant_id"] = tenant
+    return row
+
+
+def surveys_from_rows(rows: Sequence[Row[Any]]) -> list[SatisfactionSurvey]:
+    """Surveys from rows of `tables.surveys`."""
+    with trusted():
+        return [SatisfactionSurvey(**{name: getattr(r, name) for name in _SURVEY_COLUMNS}) for r in rows]
+
+
+TICKET_MAPPING: SqlMapping[Ticket] = SqlMapping(
+    TICKETS,
+    tables.tickets,
+    ticket_to_row,
+    tickets_from_rows,
+    SqlFields(
+        TICKETS.fields,
+        columns=_columns(
+            tables.tickets,
+            (
+                "customer_id",
+                "contact_id",
+                "subject",
+                "channel",
+                "priority",
+                "type",
+                "status",
+                "assignee",
+                "team",
+                "tags",
+                "first_response_at",
+                "solved_at",
+                "reopen_count",
+                *_STAMPS,
+            ),
+        ),
+        json={"custom": tables.tickets.c.custom},
+    ),
+)
+SURVEY_MAPPING: SqlMapping[SatisfactionSurvey] = SqlMapping(
+    SURVEYS,
+    tables.surveys,
+    survey_to_row,
+    surveys_from_rows,
+    SqlFields(
+        SURVEYS.fields,
+        columns=_columns(
+            tables.surveys, ("ticket_id", "customer_id", "score", "sent_at", "answered_at", *_STAMPS)
+        ),
+        json={"custom": tables.surveys.c.custom},
+    ),
+)
+
 MAPPINGS: dict[str, SqlMapping[Any]] = {
-    m.aggregate.name: m for m in (CUSTOMER_MAPPING, CONTACT_MAPPING, INTERACTION_MAPPING, ORDER_MAPPING)
+    m.aggregate.name: m
+    for m in (
+        CUSTOMER_MAPPING,
+        CONTACT_MAPPING,
+        INTERACTION_MAPPING,
+        ORDER_MAPPING,
+        TICKET_MAPPING,
+        SURVEY_MAPPING,
+    )
 }

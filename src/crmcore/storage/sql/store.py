@@ -65,6 +65,8 @@ from crmcore.storage.sql.mapping import (
     CUSTOMER_MAPPING,
     INTERACTION_MAPPING,
     ORDER_MAPPING,
+    SURVEY_MAPPING,
+    TICKET_MAPPING,
     SqlMapping,
 )
 from crmcore.storage.sql.where import SqlFields, compile_condition, compile_order_by
@@ -227,6 +229,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.contacts = SqlRepository(CONTACT_MAPPING, self)
         self.interactions = SqlInteractionRepository(INTERACTION_MAPPING, self)
         self.orders = SqlOrderRepository(ORDER_MAPPING, self)
+        self.tickets = SqlRepository(TICKET_MAPPING, self)
+        self.surveys = SqlRepository(SURVEY_MAPPING, self)
         self._holds_exclusive = False
 
     def _begin(self) -> None:

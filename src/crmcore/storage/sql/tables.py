@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, MetaDa
 
 from crmcore.storage.sql.types import ExactDecimal, JsonDocument, Text, UtcDateTime
 
-__all__ = ["contacts", "customers", "interactions", "metadata", "orders", "outbox"]
+__all__ = ["contacts", "customers", "interactions", "metadata", "orders", "outbox", "surveys", "tickets"]
 
 metadata = MetaData(
     naming_convention={
@@ -119,6 +119,54 @@ orders = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "tenant_id", "customer_id", "ordered_at"),
     Index(None, "tenant_id", "ordered_at"),
+)
+
+tickets = Table(
+    "crm_tickets",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("customer_id", Text(64), nullable=False),
+    Column("contact_id", Text(64)),
+    Column("channel", Text(20), nullable=False),
+    Column("subject", Text(300), nullable=False),
+    Column("description", Text(50_000), nullable=False),
+    Column("priority", Text(10), nullable=False),
+    Column("type", Text(20), nullable=False),
+    Column("status", Text(40), nullable=False),
+    Column("assignee", Text(64)),
+    Column("team", Text(64)),
+    Column("first_response_at", UtcDateTime),
+    Column("solved_at", UtcDateTime),
+    Column("reopen_count", Integer, nullable=False),
+    Column("tags", JsonDocument, nullable=False),
+    Column("comments", JsonDocument, nullable=False),
+    Column("status_history", JsonDocument, nullable=False, comment="every status change, for SLA clocks"),
+    Column("custom", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "tenant_id", "customer_id"),
+    Index(None, "tenant_id", "status", "priority"),
+)
+
+surveys = Table(
+    "crm_surveys",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("ticket_id", Text(64), nullable=False),
+    Column("customer_id", Text(64), nullable=False),
+    Column("score", Integer),
+    Column("comment", Text(5_000), nullable=False),
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("answered_at", UtcDateTime),
+    Column("custom", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "tenant_id", "customer_id"),
+    Index(None, "tenant_id", "ticket_id"),
 )
 
 outbox = Table(

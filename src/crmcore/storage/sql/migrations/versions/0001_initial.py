@@ -1,6 +1,6 @@
 """crmcore's tables as of its first release.
 
-Tables: crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox.
+Tables: crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox, crm_surveys, crm_tickets.
 
 Revision ID: 0001
 Revises: (none)
@@ -156,9 +156,65 @@ def upgrade() -> None:
     op.create_index(op.f("ix_crm_outbox_tenant_id_position"), "crm_outbox", ["tenant_id", "position"])
     op.create_index(op.f("ix_crm_outbox_tenant_id_aggregate_id"), "crm_outbox", ["tenant_id", "aggregate_id"])
 
+    op.create_table(
+        "crm_surveys",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", crm_types.Text(64), nullable=False),
+        sa.Column("customer_id", crm_types.Text(64), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=True),
+        sa.Column("comment", crm_types.Text(5000), nullable=False),
+        sa.Column("sent_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("answered_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_surveys")),
+    )
+    op.create_index(op.f("ix_crm_surveys_tenant_id_customer_id"), "crm_surveys", ["tenant_id", "customer_id"])
+    op.create_index(op.f("ix_crm_surveys_tenant_id_ticket_id"), "crm_surveys", ["tenant_id", "ticket_id"])
+    op.create_table(
+        "crm_tickets",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("customer_id", crm_types.Text(64), nullable=False),
+        sa.Column("contact_id", crm_types.Text(64), nullable=True),
+        sa.Column("channel", crm_types.Text(20), nullable=False),
+        sa.Column("subject", crm_types.Text(300), nullable=False),
+        sa.Column("description", crm_types.Text(50000), nullable=False),
+        sa.Column("priority", crm_types.Text(10), nullable=False),
+        sa.Column("type", crm_types.Text(20), nullable=False),
+        sa.Column("status", crm_types.Text(40), nullable=False),
+        sa.Column("assignee", crm_types.Text(64), nullable=True),
+        sa.Column("team", crm_types.Text(64), nullable=True),
+        sa.Column("first_response_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("solved_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("reopen_count", sa.Integer(), nullable=False),
+        sa.Column("tags", crm_types.JsonDocument, nullable=False),
+        sa.Column("comments", crm_types.JsonDocument, nullable=False),
+        sa.Column(
+            "status_history",
+            crm_types.JsonDocument,
+            nullable=False,
+            comment="every status change, for SLA clocks",
+        ),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_tickets")),
+    )
+    op.create_index(op.f("ix_crm_tickets_tenant_id_customer_id"), "crm_tickets", ["tenant_id", "customer_id"])
+    op.create_index(
+        op.f("ix_crm_tickets_tenant_id_status_priority"), "crm_tickets", ["tenant_id", "status", "priority"]
+    )
+
 
 def downgrade() -> None:
     """Drop every table, with all data."""
+    op.drop_table("crm_tickets")
+    op.drop_table("crm_surveys")
     op.drop_table("crm_outbox")
     op.drop_table("crm_orders")
     op.drop_table("crm_interactions")
