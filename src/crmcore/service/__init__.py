@@ -1,3 +1,55 @@
-"""Customer service: tickets, business calendars and SLA timers (to come)."""
+"""Customer service: tickets, satisfaction surveys and business calendars (SLA timers to come)."""
 
-__all__: list[str] = []
+from crmcore.service.calendar import (
+    BusinessCalendar,
+    HolidayRule,
+    SpecialDay,
+    TimeRange,
+    Weekday,
+    WorkingHours,
+)
+from crmcore.service.ticket import (
+    DEFAULT_STATUSES,
+    SURVEY_FIELDS,
+    TICKET_FIELDS,
+    AuthorRole,
+    Comment,
+    SatisfactionSurvey,
+    StatusChange,
+    StatusDef,
+    StatusKind,
+    StatusSet,
+    Ticket,
+    TicketChannel,
+    TicketConfig,
+    TicketPriority,
+    TicketType,
+    current_statuses,
+    ticket_statuses,
+)
+
+__all__ = [
+    "AuthorRole",
+    "BusinessCalendar",
+    "Comment",
+    "DEFAULT_STATUSES",
+    "HolidayRule",
+    "SURVEY_FIELDS",
+    "SatisfactionSurvey",
+    "SpecialDay",
+    "StatusChange",
+    "StatusDef",
+    "StatusKind",
+    "StatusSet",
+    "TICKET_FIELDS",
+    "Ticket",
+    "TicketChannel",
+    "TicketConfig",
+    "TicketPriority",
+    "TicketType",
+    "TimeRange",
+    "Weekday",
+    "WorkingHours",
+    "current_statuses",
+    "ticket_statuses",
+]
