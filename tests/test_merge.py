@@ -41,6 +41,7 @@ from crmcore.customers.merge import (
 from crmcore.ids import new_id
 from crmcore.money import Money
 from crmcore.serialization import structure, unstructure
+from crmcore.service import SatisfactionSurvey, Ticket
 from crmcore.storage import MemoryStore
 from crmcore.storage.base import CUSTOMER_LINKS
 from crmcore.storage.sql import SqlStore
@@ -152,14 +153,17 @@ def test_merge_moves_every_linked_record_and_nothing_else(crm: CRM, data: st.Dat
 
 
 def _pair(crm: CRM, tenant: str) -> tuple[Customer, Customer]:
-    """A survivor and a duplicate, each with a contact, an interaction and an order."""
+    """A survivor and a duplicate, each with a contact, an interaction, an order, a ticket, a survey."""
     a, b = Customer(name="Ada Lovelace"), Customer(name="A. Lovelace", owner="u1")
     records: list[Any] = [a, b]
     for c in (a, b):
+        ticket = Ticket(customer_id=c.id, subject="Engine jammed")
         records += [
             Contact(customer_id=c.id, name="Assistant"),
             Interaction(customer_id=c.id, occurred_at=T0, channel=InteractionChannel.CALL),
             _order(c.id),
+            ticket,
+            SatisfactionSurvey(ticket_id=ticket.id, customer_id=c.id, sent_at=T0),
         ]
     _store(crm, tenant, *records)
     return a, b

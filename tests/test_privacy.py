@@ -41,6 +41,7 @@ from crmcore.events import CustomerCreated, CustomerUpdated, EventRedacted
 from crmcore.ids import new_id
 from crmcore.money import Money
 from crmcore.serialization import unstructure
+from crmcore.service import SatisfactionSurvey, Ticket
 from crmcore.storage import MemoryStore
 from crmcore.storage.base import CUSTOMER_LINKS, UnitOfWork
 from crmcore.storage.sql import SqlStore
@@ -154,6 +155,19 @@ def _person(crm: CRM, tenant: str, first: str = "Zelda") -> Person:
         )
         for d, cid in ((1, customer.id), (2, duplicate.id))
     ]
+    ticket = Ticket(
+        customer_id=duplicate.id,
+        subject=f"Refund for {name}",
+        description=f"Call back on {phone_typed}, or mail {email}.",
+    )
+    survey = SatisfactionSurvey(
+        ticket_id=ticket.id,
+        customer_id=customer.id,
+        sent_at=T0,
+        score=2,
+        answered_at=T0,
+        comment=f"Slow. {surname}",
+    )
     orders = [
         _order(customer.id, "19.99", number=f"ZQ-{token}", custom={"gift_note": f"For {surname}"}),
         _order(duplicate.id, "5.00", custom={"ship_to": f"{surname}weg 7"}),
@@ -170,6 +184,8 @@ def _person(crm: CRM, tenant: str, first: str = "Zelda") -> Person:
         uow.contacts.add(assistant)
         uow.interactions.bulk_add(touches)
         uow.orders.bulk_add(orders)
+        uow.tickets.add(ticket)
+        uow.surveys.add(survey)
         uow.record(*events)
         uow.commit()
     with crm.unit_of_work(tenant) as uow:
@@ -193,7 +209,7 @@ def _person(crm: CRM, tenant: str, first: str = "Zelda") -> Person:
         customer=report.survivor,
         needles=needles,
         order_totals=tuple(o.total for o in orders),
-        record_ids=(assistant.id, *(t.id for t in touches), *(o.id for o in orders)),
+        record_ids=(assistant.id, *(t.id for t in touches), *(o.id for o in orders), ticket.id, survey.id),
         event_ids=(*(e.event_id for e in events), report.event.event_id),
     )
 
@@ -227,7 +243,7 @@ def test_erasure_leaves_no_personal_data_in_any_table(store: tuple[CRM, Scan]) -
     found = [n for n in person.needles if n.casefold() in haystack]
     assert found == []
     assert other.name.casefold() in haystack and "otto@example.com" in haystack and "keep me" in haystack
-    assert report.deleted == {"customers": 1, "contacts": 1, "interactions": 2}
+    assert report.deleted == {"customers": 1, "contacts": 1, "interactions": 2, "tickets": 1, "surveys": 1}
     assert report.anonymized == {"orders": 2}
     assert report.events_redacted == 5 and len(report.merged_ids) == 1
     with crm.unit_of_work(tenant) as uow:
@@ -393,7 +409,7 @@ def test_missing_ok_sweeps_records_left_behind(store: tuple[CRM, Scan]) -> None:
             erase_customer(uow, person.customer.id, missing_ok="yes")  # type: ignore[arg-type]
         report = erase_customer(uow, person.customer.id, missing_ok=True)
         uow.commit()
-    assert report.deleted == {"customers": 0, "contacts": 1, "interactions": 0}
+    assert report.deleted == {"customers": 0, "contacts": 1, "interactions": 0, "tickets": 0, "surveys": 0}
     assert report.anonymized == {"orders": 0} and report.events_redacted == 1
     assert "Late Quixotica" not in scan()
     with crm.unit_of_work(tenant) as uow:
@@ -406,7 +422,14 @@ def test_anonymizers_decide_what_is_kept() -> None:
     person = _person(crm, "default")
     with crm.unit_of_work() as uow:
         report = erase_customer(uow, person.customer.id, anonymizers={})
-        assert report.deleted == {"customers": 1, "contacts": 1, "interactions": 2, "orders": 2}
+        assert report.deleted == {
+            "customers": 1,
+            "contacts": 1,
+            "interactions": 2,
+            "orders": 2,
+            "tickets": 1,
+            "surveys": 1,
+        }
         assert report.anonymized == {} and uow.orders.count() == 0
 
     def keep_number(order: Order, pseudonym: str) -> Order:
@@ -431,8 +454,8 @@ def test_bad_input_is_refused() -> None:
             erase_customer(uow, "")
         with pytest.raises(ValidationError, match="reason"):
             erase_customer(uow, person.customer.id, reason="x" * 201)
-        with pytest.raises(ValidationError, match=r"\['tickets'\] name no linked aggregate"):
-            erase_customer(uow, person.customer.id, anonymizers={"tickets": lambda r, p: r})
+        with pytest.raises(ValidationError, match=r"\['deals'\] name no linked aggregate"):
+            erase_customer(uow, person.customer.id, anonymizers={"deals": lambda r, p: r})
         with pytest.raises(ValidationError, match="now"):
             export_customer(uow, person.customer.id, now=datetime(2026, 1, 1))
         assert uow.customers.exists(person.customer.id)

@@ -139,8 +139,8 @@ def test_schemas_and_rules_are_checked_when_built() -> None:
     """Repeated keys, a second schema or rule for one entity, unknown entities and bad conditions."""
     with pytest.raises(ValidationError, match=r"fields\[1\].key: 'tier' is declared twice"):
         FieldSchema(fields=(CustomFieldDef(key="tier"), CustomFieldDef(key="tier")))
-    with pytest.raises(ValidationError, match="'ticket' is not one of customer, contact"):
-        FieldSchema(entity="ticket")
+    with pytest.raises(ValidationError, match="'deal' is not one of customer, contact"):
+        FieldSchema(entity="deal")
     with pytest.raises(ValidationError, match=r"schemas\[1\].entity: a second schema for 'customer'"):
         DataRules(schemas=(FieldSchema(), FieldSchema()))
     with pytest.raises(ValidationError, match=r"rules\[1\].name: a second customer rule"):

@@ -23,6 +23,7 @@ from crmcore.customers.customer import CUSTOMER_FIELDS
 from crmcore.customers.interaction import INTERACTION_FIELDS
 from crmcore.customers.order import ORDER_FIELDS
 from crmcore.errors import FieldError, ValidationError, join_path
+from crmcore.service.ticket import SURVEY_FIELDS, TICKET_FIELDS
 from crmcore.validation import (
     checked,
     instance_of,
@@ -49,6 +50,8 @@ ENTITY_FIELDS: dict[str, FieldSet] = {
     "contact": CONTACT_FIELDS,
     "interaction": INTERACTION_FIELDS,
     "order": ORDER_FIELDS,
+    "ticket": TICKET_FIELDS,
+    "survey": SURVEY_FIELDS,
 }
 """Entities that schemas and rules may name, with the fields their rules' conditions may use.
 

@@ -76,10 +76,10 @@ INTERACTIONS: Aggregate[Interaction] = Aggregate(
     "interaction", Interaction, INTERACTION_FIELDS, "interactions", "customer_id"
 )
 ORDERS: Aggregate[Order] = Aggregate("order", Order, ORDER_FIELDS, "orders", "customer_id")
-# Tickets and surveys hold a customer_id but are not customer links yet: linking them (merge,
-# export and erasure then cover them) waits for the merge and privacy tests to expect them.
-TICKETS: Aggregate[Ticket] = Aggregate("ticket", Ticket, TICKET_FIELDS, "tickets")
-SURVEYS: Aggregate[SatisfactionSurvey] = Aggregate("survey", SatisfactionSurvey, SURVEY_FIELDS, "surveys")
+TICKETS: Aggregate[Ticket] = Aggregate("ticket", Ticket, TICKET_FIELDS, "tickets", "customer_id")
+SURVEYS: Aggregate[SatisfactionSurvey] = Aggregate(
+    "survey", SatisfactionSurvey, SURVEY_FIELDS, "surveys", "customer_id"
+)
 AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS, CONTACTS, INTERACTIONS, ORDERS, TICKETS, SURVEYS)
 CUSTOMER_LINKS: tuple[Aggregate[Any], ...] = tuple(a for a in AGGREGATES if a.customer_field)
 """Aggregates that belong to a customer (contacts, interactions, orders, later tickets, deals)."""
