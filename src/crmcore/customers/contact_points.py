@@ -20,7 +20,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from crmcore.errors import ValidationError
-from crmcore.validation import checked, instance_of, run_checks, text, tuple_of, utc_datetime
+from crmcore.validation import checked, instance_of, one_of, run_checks, text, tuple_of, utc_datetime
 
 __all__ = [
     "Address",
@@ -197,21 +197,11 @@ class ConsentChannel(enum.Enum):
     POST = "post"
 
 
-def _channel(value: Any, path: str) -> ConsentChannel:
-    if isinstance(value, ConsentChannel):
-        return value
-    try:
-        return ConsentChannel(value)
-    except ValueError:
-        valid = ", ".join(repr(c.value) for c in ConsentChannel)
-        raise ValidationError(path, f"{value!r} is not one of {valid}") from None
-
-
 @attrs.frozen(kw_only=True)
 class Consent:
     """Whether a person agreed to contact on one channel, where that was given, and when."""
 
-    channel: ConsentChannel = checked(_channel)
+    channel: ConsentChannel = checked(one_of(ConsentChannel))
     granted: bool = checked(_flag)
     source: str = checked(text(max_length=200, required=True))
     """Where the consent was given or withdrawn, e.g. ``"signup form"``, ``"call 2026-03-01"``."""

@@ -671,12 +671,11 @@ def _in_chunks(repo: Repository[T], field: str, values: Iterable[str]) -> list[T
 
 
 def _check_options(mode: Any, batch_size: Any, on_progress: Any) -> ImportMode:
-    errors = []
+    errors: list[FieldError] = []
     try:
-        checked_mode = ImportMode(mode)
-    except ValueError:
-        valid = ", ".join(repr(m.value) for m in ImportMode)
-        errors.append(FieldError("mode", f"{mode!r} is not one of {valid}"))
+        checked_mode: ImportMode = one_of(ImportMode)(mode, "mode")
+    except ValidationError as exc:
+        errors.extend(exc.errors)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         errors.append(FieldError("batch_size", f"must be a positive integer, got {batch_size!r}"))
     if on_progress is not None and not callable(on_progress):
