@@ -6,7 +6,7 @@ Never cattrs' global converter: hosts may configure that one for their own types
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, get_origin
 
@@ -44,6 +44,7 @@ def configure_converter(conv: cattrs.Converter) -> None:
     - ``date`` <-> ``YYYY-MM-DD``.
     - ``Decimal`` <-> string (exact); ints and numeric strings are accepted, floats refused as inexact.
     - ``Money`` <-> ``{"amount": "19.99", "currency": "EUR"}``.
+    - ``timedelta`` <-> a number of seconds (int when whole; exact to the microsecond).
     - ``Enum`` <-> its value; an unknown value lists the valid ones.
     - ``str``, ``int``, ``float``, ``bool`` are strict: ``5`` is not silently the string ``"5"``.
     - fields typed as tuples or sequences unstructure to lists, and refuse a string or an object
@@ -59,6 +60,8 @@ def configure_converter(conv: cattrs.Converter) -> None:
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_unstructure_hook(Money, lambda m: {"amount": str(m.amount), "currency": m.currency})
     conv.register_structure_hook(Money, _structure_money)
+    conv.register_unstructure_hook(timedelta, _unstructure_timedelta)
+    conv.register_structure_hook(timedelta, _structure_timedelta)
     conv.register_unstructure_hook_func(_is_enum, lambda v: v.value)
     conv.register_structure_hook_func(_is_enum, _structure_enum)
     conv.register_structure_hook(str, _strict(str))
@@ -121,6 +124,21 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
         return require_aware(value, "")
     except ValidationError as exc:
         raise ValidationError("", exc.reason) from None
+
+
+def _unstructure_timedelta(value: timedelta) -> int | float:
+    micros = value // timedelta(microseconds=1)
+    seconds, rest = divmod(micros, 1_000_000)
+    return seconds if rest == 0 else micros / 1_000_000
+
+
+def _structure_timedelta(value: Any, _: Any) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValidationError("", f"expected a number of seconds, got {value!r}")
+    try:
+        return timedelta(seconds=value)
+    except OverflowError:
+        raise ValidationError("", f"{value!r} seconds is out of range") from None
 
 
 def _structure_date(value: Any, _: Any) -> date:

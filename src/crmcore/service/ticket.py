@@ -294,6 +294,12 @@ def _count(value: Any, path: str) -> int:
     return value
 
 
+def _positive(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(path, f"must be a positive integer, got {value!r}")
+    return value
+
+
 @attrs.define(kw_only=True, on_setattr=check_on_setattr)
 class Ticket:
     """A customer's request, from its first message to its solution.
@@ -322,6 +328,9 @@ class Ticket:
     first_response_at: datetime | None = checked(optional(utc_datetime), default=None)
     solved_at: datetime | None = checked(optional(utc_datetime), default=None)
     reopen_count: int = checked(_count, default=0)
+    sla_policy: str | None = checked(optional(text(max_length=100, required=True)), default=None)
+    """The SLA policy the ticket is pinned to (`crmcore.service.SlaPolicies.apply`), with ``sla_version``."""
+    sla_version: int | None = checked(optional(_positive), default=None)
     custom: dict[str, Any] = checked(custom_fields, factory=dict)
     created_at: datetime | None = checked(optional(utc_datetime), default=None)
     updated_at: datetime | None = checked(optional(utc_datetime), default=None)
@@ -334,6 +343,8 @@ class Ticket:
     def check_invariants(self) -> None:
         """Raise `ValidationError` unless history, status and comments agree (stores call it)."""
         errors: list[FieldError] = []
+        if (self.sla_policy is None) != (self.sla_version is None):
+            errors.append(FieldError("sla_version", "and sla_policy must be both set (pinned) or both empty"))
         history = self.status_history
         for i in range(1, len(history)):
             if history[i].at < history[i - 1].at:
@@ -467,6 +478,8 @@ TICKET_FIELDS = FieldSet.of(
         FieldDef("first_response_at", FieldType.DATETIME, lambda t: t.first_response_at),
         FieldDef("solved_at", FieldType.DATETIME, lambda t: t.solved_at),
         FieldDef("reopen_count", FieldType.INTEGER, lambda t: t.reopen_count, nullable=False),
+        FieldDef("sla_policy", FieldType.TEXT, lambda t: t.sla_policy),
+        FieldDef("sla_version", FieldType.INTEGER, lambda t: t.sla_version),
     ],
     json={"custom": lambda t: t.custom},
 )

@@ -316,6 +316,7 @@ def tickets(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None)
         tags=draw(st.lists(st.sampled_from(_TAGS), max_size=3)),
         assignee=draw(st.none() | st.sampled_from(["u1", "u2"])),
         team=draw(st.none() | st.sampled_from(["support", "billing"])),
+        **draw(st.sampled_from([{}, {"sla_policy": "standard", "sla_version": 2}])),
         custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
         created_at=created,
         updated_at=draw(aware_datetimes()),

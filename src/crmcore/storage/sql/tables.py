@@ -140,6 +140,8 @@ tickets = Table(
     Column("first_response_at", UtcDateTime),
     Column("solved_at", UtcDateTime),
     Column("reopen_count", Integer, nullable=False),
+    Column("sla_policy", Text(100)),
+    Column("sla_version", Integer),
     Column("tags", JsonDocument, nullable=False),
     Column("comments", JsonDocument, nullable=False),
     Column("status_history", JsonDocument, nullable=False, comment="every status change, for SLA clocks"),

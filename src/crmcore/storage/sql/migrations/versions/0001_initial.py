@@ -192,6 +192,8 @@ def upgrade() -> None:
         sa.Column("first_response_at", crm_types.UtcDateTime(), nullable=True),
         sa.Column("solved_at", crm_types.UtcDateTime(), nullable=True),
         sa.Column("reopen_count", sa.Integer(), nullable=False),
+        sa.Column("sla_policy", crm_types.Text(100), nullable=True),
+        sa.Column("sla_version", sa.Integer(), nullable=True),
         sa.Column("tags", crm_types.JsonDocument, nullable=False),
         sa.Column("comments", crm_types.JsonDocument, nullable=False),
         sa.Column(
