@@ -689,9 +689,9 @@ class _Replay:
         if clock_runs or stopped:
             resume = self.now if clock_runs else end
             if due_at is None:
-                due_at = engine.add(resume, goal - elapsed)
+                due_at = _add(engine, resume, goal - elapsed)
             if warn is not None and warn_at is None:
-                warn_at = engine.add(resume, warn - elapsed)
+                warn_at = _add(engine, resume, warn - elapsed)
         if stopped:
             state = SlaState.MET if elapsed <= goal else SlaState.BREACHED
         elif elapsed >= goal:
@@ -724,6 +724,15 @@ class _Replay:
                 PausedSpan(start=_dt(a, self.zone), end=_dt(b, self.zone), status=n) for a, b, n in paused
             ),
         )
+
+
+def _add(engine: Any, t: int, remaining: int) -> int | None:
+    """``engine.add``, or None when the calendar never opens long enough again (nothing is ever due)."""
+    try:
+        result: int = engine.add(t, remaining)
+    except ValidationError:
+        return None
+    return result
 
 
 def _earliest(*times: int | None) -> int | None:

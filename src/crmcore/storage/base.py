@@ -26,6 +26,7 @@ from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.ids import check_id
 from crmcore.money import check_currency
 from crmcore.service.ticket import SURVEY_FIELDS, TICKET_FIELDS, SatisfactionSurvey, Ticket
+from crmcore.service.timers import SLA_TIMER_FIELDS, SlaTimer
 from crmcore.validation import utc_datetime
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "ORDERS",
     "OrderRepository",
     "Repository",
+    "SLA_TIMERS",
     "SURVEYS",
     "Store",
     "StoreCapabilities",
@@ -80,7 +82,16 @@ TICKETS: Aggregate[Ticket] = Aggregate("ticket", Ticket, TICKET_FIELDS, "tickets
 SURVEYS: Aggregate[SatisfactionSurvey] = Aggregate(
     "survey", SatisfactionSurvey, SURVEY_FIELDS, "surveys", "customer_id"
 )
-AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS, CONTACTS, INTERACTIONS, ORDERS, TICKETS, SURVEYS)
+SLA_TIMERS: Aggregate[SlaTimer] = Aggregate("sla_timer", SlaTimer, SLA_TIMER_FIELDS, "sla_timers")
+AGGREGATES: tuple[Aggregate[Any], ...] = (
+    CUSTOMERS,
+    CONTACTS,
+    INTERACTIONS,
+    ORDERS,
+    TICKETS,
+    SURVEYS,
+    SLA_TIMERS,
+)
 CUSTOMER_LINKS: tuple[Aggregate[Any], ...] = tuple(a for a in AGGREGATES if a.customer_field)
 """Aggregates that belong to a customer (contacts, interactions, orders, later tickets, deals)."""
 
@@ -556,6 +567,7 @@ class UnitOfWork(abc.ABC):
     orders: OrderRepository
     tickets: Repository[Ticket]
     surveys: Repository[SatisfactionSurvey]
+    sla_timers: Repository[SlaTimer]
     validate: Callable[[str, Any, datetime], None] | None = None
     """The host's data rules, ``(aggregate name, object, now)``, raising `ValidationError`.
 

@@ -28,6 +28,7 @@ from crmcore.storage.base import (
     CUSTOMERS,
     INTERACTIONS,
     ORDERS,
+    SLA_TIMERS,
     SURVEYS,
     TICKETS,
     Aggregate,
@@ -125,6 +126,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.orders = MemoryOrderRepository(ORDERS, self)
         self.tickets = MemoryRepository(TICKETS, self)
         self.surveys = MemoryRepository(SURVEYS, self)
+        self.sla_timers = MemoryRepository(SLA_TIMERS, self)
 
     def _begin(self) -> None:
         self._reset()

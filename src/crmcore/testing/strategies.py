@@ -305,6 +305,7 @@ def tickets(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None)
     """Tickets taken through random status changes and comments (so history, reopens and first
     response come from the model's own methods), in the default statuses."""
     created = draw(aware_datetimes())
+    pinned = draw(st.sampled_from([(None, None), ("standard", 2)]))
     ticket = Ticket(
         customer_id=draw(_ids("c", 4) if customer_ids is None else customer_ids),
         subject=draw(_texts()),
@@ -316,7 +317,8 @@ def tickets(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None)
         tags=draw(st.lists(st.sampled_from(_TAGS), max_size=3)),
         assignee=draw(st.none() | st.sampled_from(["u1", "u2"])),
         team=draw(st.none() | st.sampled_from(["support", "billing"])),
-        **draw(st.sampled_from([{}, {"sla_policy": "standard", "sla_version": 2}])),
+        sla_policy=pinned[0],
+        sla_version=pinned[1],
         custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
         created_at=created,
         updated_at=draw(aware_datetimes()),

@@ -26,7 +26,17 @@ from crmcore.service.ticket import (
     TicketPriority,
     TicketType,
 )
-from crmcore.storage.base import CONTACTS, CUSTOMERS, INTERACTIONS, ORDERS, SURVEYS, TICKETS, Aggregate
+from crmcore.service.timers import SlaTimer
+from crmcore.storage.base import (
+    CONTACTS,
+    CUSTOMERS,
+    INTERACTIONS,
+    ORDERS,
+    SLA_TIMERS,
+    SURVEYS,
+    TICKETS,
+    Aggregate,
+)
 from crmcore.storage.sql import tables
 from crmcore.storage.sql.where import SqlFields
 from crmcore.validation import trusted
@@ -37,6 +47,7 @@ __all__ = [
     "INTERACTION_MAPPING",
     "MAPPINGS",
     "ORDER_MAPPING",
+    "SLA_TIMER_MAPPING",
     "SURVEY_MAPPING",
     "SqlMapping",
     "TICKET_MAPPING",
@@ -577,6 +588,44 @@ SURVEY_MAPPING: SqlMapping[SatisfactionSurvey] = SqlMapping(
     ),
 )
 
+
+def sla_timer_to_row(t: SlaTimer, tenant: str) -> dict[str, Any]:
+    """Column values for an SLA timer."""
+    return {
+        "tenant_id": tenant,
+        "id": t.id,
+        "version": t.version,
+        "next_check_at": t.next_check_at,
+        "fired": list(t.fired),
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+    }
+
+
+def sla_timers_from_rows(rows: Sequence[Row[Any]]) -> list[SlaTimer]:
+    """SLA timers from rows of `tables.sla_timers`."""
+    with trusted():
+        return [
+            SlaTimer(
+                id=r.id,
+                version=r.version,
+                next_check_at=r.next_check_at,
+                fired=tuple(r.fired),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+
+SLA_TIMER_MAPPING: SqlMapping[SlaTimer] = SqlMapping(
+    SLA_TIMERS,
+    tables.sla_timers,
+    sla_timer_to_row,
+    sla_timers_from_rows,
+    SqlFields(SLA_TIMERS.fields, columns=_columns(tables.sla_timers, ("next_check_at", *_STAMPS))),
+)
+
 MAPPINGS: dict[str, SqlMapping[Any]] = {
     m.aggregate.name: m
     for m in (
@@ -586,5 +635,6 @@ MAPPINGS: dict[str, SqlMapping[Any]] = {
         ORDER_MAPPING,
         TICKET_MAPPING,
         SURVEY_MAPPING,
+        SLA_TIMER_MAPPING,
     )
 }

@@ -65,6 +65,7 @@ from crmcore.storage.sql.mapping import (
     CUSTOMER_MAPPING,
     INTERACTION_MAPPING,
     ORDER_MAPPING,
+    SLA_TIMER_MAPPING,
     SURVEY_MAPPING,
     TICKET_MAPPING,
     SqlMapping,
@@ -231,6 +232,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.orders = SqlOrderRepository(ORDER_MAPPING, self)
         self.tickets = SqlRepository(TICKET_MAPPING, self)
         self.surveys = SqlRepository(SURVEY_MAPPING, self)
+        self.sla_timers = SqlRepository(SLA_TIMER_MAPPING, self)
         self._holds_exclusive = False
 
     def _begin(self) -> None:

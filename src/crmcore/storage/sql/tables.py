@@ -10,7 +10,17 @@ from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, MetaDa
 
 from crmcore.storage.sql.types import ExactDecimal, JsonDocument, Text, UtcDateTime
 
-__all__ = ["contacts", "customers", "interactions", "metadata", "orders", "outbox", "surveys", "tickets"]
+__all__ = [
+    "contacts",
+    "customers",
+    "interactions",
+    "metadata",
+    "orders",
+    "outbox",
+    "sla_timers",
+    "surveys",
+    "tickets",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -169,6 +179,19 @@ surveys = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "tenant_id", "customer_id"),
     Index(None, "tenant_id", "ticket_id"),
+)
+
+sla_timers = Table(
+    "crm_sla_timers",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True, comment="the ticket's id"),
+    Column("version", Integer, nullable=False),
+    Column("next_check_at", UtcDateTime, comment="when the SLA runner must look next; null: no clock runs"),
+    Column("fired", JsonDocument, nullable=False, comment="keys of the SLA events already recorded"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "tenant_id", "next_check_at"),
 )
 
 outbox = Table(

@@ -1,6 +1,7 @@
 """crmcore's tables as of its first release.
 
-Tables: crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox, crm_surveys, crm_tickets.
+Tables: crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox, crm_sla_timers, crm_surveys,
+crm_tickets.
 
 Revision ID: 0001
 Revises: (none)
@@ -211,10 +212,32 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_crm_tickets_tenant_id_status_priority"), "crm_tickets", ["tenant_id", "status", "priority"]
     )
+    op.create_table(
+        "crm_sla_timers",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False, comment="the ticket's id"),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column(
+            "next_check_at",
+            crm_types.UtcDateTime(),
+            nullable=True,
+            comment="when the SLA runner must look next; null: no clock runs",
+        ),
+        sa.Column(
+            "fired", crm_types.JsonDocument, nullable=False, comment="keys of the SLA events already recorded"
+        ),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_sla_timers")),
+    )
+    op.create_index(
+        op.f("ix_crm_sla_timers_tenant_id_next_check_at"), "crm_sla_timers", ["tenant_id", "next_check_at"]
+    )
 
 
 def downgrade() -> None:
     """Drop every table, with all data."""
+    op.drop_table("crm_sla_timers")
     op.drop_table("crm_tickets")
     op.drop_table("crm_surveys")
     op.drop_table("crm_outbox")
