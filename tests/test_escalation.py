@@ -272,7 +272,7 @@ def test_escalated_event_describes_the_escalation() -> None:
         SlaMetric.RESOLUTION,
     )
     assert escalated.cycle == ev.cycle and escalated.occurred_at == NOW
-    assert result.reason == "rule 'r' escalates the resolution breached: priority normal -> high"
+    assert result.reason == "rule 'r' escalates the resolution breach: priority normal -> high"
 
 
 def test_events_round_trip_through_the_outbox_format() -> None:

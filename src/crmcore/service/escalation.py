@@ -361,7 +361,8 @@ class EscalationRules:
         at, kind = _check(ticket, event, now)
         if kind is None:
             return Escalation(rule=None, ticket=ticket, reason=f"{event.event_type} events do not escalate")
-        what = f"{event.metric.value.replace('_', ' ')} {kind.value}"
+        noun = "breach" if kind is TriggerKind.BREACHED else "warning"
+        what = f"{event.metric.value.replace('_', ' ')} {noun}"
         subject = SlaSubject(ticket=ticket, customer=customer)
         rule = next((r for r in self.rules if r.matches(kind, event.metric, subject, at)), None)
         if rule is None:
@@ -444,7 +445,7 @@ def _apply(
         cycle=event.cycle,
         changes=changes,
     )
-    done = [f"{c.field} {c.old or '-'} -> {c.new or '-'}" for c in changes]
+    done = [f"{c.field} {c.old or 'none'} -> {c.new or 'none'}" for c in changes]
     done += [f"notified {', '.join(n.recipients)}" for n in notices]
     reason = f"rule {rule.name!r} escalates the {what}: " + "; ".join(done + notes or ["nothing to change"])
     return Escalation(rule=rule.name, ticket=current, events=(escalated, *notices), reason=reason)
