@@ -25,6 +25,7 @@ from crmcore.service.ticket import (
     TicketPriority,
     ticket_statuses,
 )
+from crmcore.service.timers import SlaTimer
 from crmcore.testing import strategies as cst
 
 __all__ = ["TicketsContract"]
@@ -177,3 +178,32 @@ class TicketsContract:
             assert uow.surveys.get(survey.id).score == 5
             with pytest.raises(ConcurrencyError):
                 uow.tickets.delete(ticket.id, expected_version=1)
+
+    def test_sla_timers_round_trip_and_come_due_in_order(self, crm: CRM, tenant: str) -> None:
+        """SLA timers keep their fired keys; ``next_check_at <= now`` finds the due ones, earliest first."""
+        timers = [
+            SlaTimer(id="t1", next_check_at=T0 + timedelta(hours=2), fired=("resolution@x:warning",)),
+            SlaTimer(id="t2", next_check_at=T0 - timedelta(minutes=1)),
+            SlaTimer(id="t3", next_check_at=None, fired=("a:met", "b:breached")),
+            SlaTimer(id="t4", next_check_at=T0),
+        ]
+        with crm.unit_of_work(tenant) as uow:
+            uow.sla_timers.add(timers[0])
+            uow.sla_timers.bulk_add(timers[1:])
+            uow.commit()
+        with crm.unit_of_work(f"{tenant}-other") as uow:
+            assert uow.sla_timers.find(Field("next_check_at") <= T0 + timedelta(days=1)) == []
+        with crm.unit_of_work(tenant) as uow:
+            assert [uow.sla_timers.get(t.id) for t in timers] == timers
+            due = uow.sla_timers.find(Field("next_check_at") <= T0, order_by=["next_check_at", "id"])
+            assert [t.id for t in due] == ["t2", "t4"]
+            stale = uow.sla_timers.get("t1")
+            fresh = uow.sla_timers.get("t1")
+            fresh.fired = (*fresh.fired, "resolution@x:breached")
+            uow.sla_timers.save(fresh)
+            stale.next_check_at = None
+            with pytest.raises(ConcurrencyError):
+                uow.sla_timers.save(stale)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            assert uow.sla_timers.get("t1").fired == ("resolution@x:warning", "resolution@x:breached")
