@@ -15,6 +15,10 @@ from crmcore.errors import ValidationError
 from crmcore.events import DomainEvent
 from crmcore.facade import CRM
 from crmcore.service import (
+    EscalationAction,
+    EscalationRule,
+    EscalationRules,
+    EscalationTrigger,
     SlaBreached,
     SlaEvent,
     SlaMet,
@@ -23,6 +27,8 @@ from crmcore.service import (
     SlaTarget,
     SlaWarning,
     Ticket,
+    TicketPriority,
+    TriggerKind,
     run_due,
     track_ticket,
 )
@@ -200,3 +206,35 @@ def test_bad_input_is_refused(any_crm: CRM, tenant: str) -> None:
             track_ticket(uow, POLICIES, Ticket(customer_id="c1", subject="x"), datetime(2026, 3, 2))
     with pytest.raises(ValidationError, match="batch_size"):
         run_due(any_crm, POLICIES, T0, tenant=tenant, batch_size=0)
+
+
+def test_runner_applies_escalation_once_and_re_evaluates_the_raised_priority(
+    any_crm: CRM, tenant: str
+) -> None:
+    """A first-response breach escalates once: the ticket moves to the leads team, priority goes up, a notice
+    is recorded; a later run does not escalate again."""
+    rules = EscalationRules(
+        rules=(
+            EscalationRule(
+                name="breach to leads",
+                triggers=(EscalationTrigger(kind=TriggerKind.BREACHED),),
+                actions=(
+                    EscalationAction.reassign(team="leads"),
+                    EscalationAction.raise_priority(),
+                    EscalationAction.notify(["team:leads"], "Ticket {ticket_id} breached {metric}"),
+                ),
+            ),
+        )
+    )
+    [ticket] = open_tickets(any_crm, tenant, 1)
+    run = run_due(any_crm, POLICIES, T0 + 2 * HOUR, tenant=tenant, escalation=rules)
+    kinds = [type(e).__name__ for e in run.events]
+    assert kinds.count("TicketEscalated") == 1 and kinds.count("EscalationNotice") == 1
+    with any_crm.unit_of_work(tenant) as uow:
+        stored = uow.tickets.get(ticket.id)
+        assert (stored.team, stored.priority) == ("leads", TicketPriority.HIGH)
+        assert stored.sla_policy == "standard"
+    later = run_due(any_crm, POLICIES, T0 + 20 * HOUR, tenant=tenant, escalation=rules)
+    assert [type(e).__name__ for e in later.events].count("TicketEscalated") == 1  # the resolution breach
+    escalated = [e for e in outbox(any_crm, tenant) if type(e).__name__ == "TicketEscalated"]
+    assert len(escalated) == 2 and len({e.event_id for e in escalated}) == 2
