@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import attrs
 import pytest
@@ -436,3 +438,13 @@ def test_group_counts_add_up_to_totals_and_rates_stay_in_range(
 def test_period_metrics_default_is_empty_total() -> None:
     """A bare PeriodMetrics is an all-zero cell (what an empty report's total is)."""
     assert service_metrics([], MON).total == PeriodMetrics(period=None, start=None, end=None)
+
+
+def test_docs_example_output_is_what_the_page_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table printed by docs/service_metrics.md's example is the one the page shows after it."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "service_metrics.md").read_text("utf-8")
+    code = re.search(r"^```python\n(.*?)^```$", page, re.S | re.M)
+    shown = re.search(r"^```text\n(.*?)^```$", page, re.S | re.M)
+    assert code is not None and shown is not None
+    exec(compile(code.group(1), "service_metrics.md", "exec"), {"__name__": "docs_example"})
+    assert capsys.readouterr().out == shown.group(1)

@@ -330,7 +330,7 @@ class ServiceMetrics:
             "1st resp med",
             "resol med",
             "resol p90",
-            *([f"in {_fmt(threshold)}"] if threshold is not None else []),
+            *([f"in {_fmt_limit(threshold)}"] if threshold is not None else []),
             "reopen",
             "csat avg",
             "csat",
@@ -375,7 +375,7 @@ class ServiceMetrics:
             if b is self.backlog_total or self.group_by
         ]
         out += _table(back_heads, back, "l" * max(1, len(self.group_by)))
-        return "\n".join(out) + "\n"
+        return "\n".join(out)
 
 
 def _cell(value: str | None) -> str:
@@ -395,6 +395,11 @@ def _fmt(value: timedelta | None) -> str:
     if days:
         return f"{days}d {hours:02d}h"
     return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
+
+
+def _fmt_limit(value: timedelta) -> str:
+    """A threshold in whole hours when it is one (``24h``), else as `_fmt`."""
+    return f"{value // timedelta(hours=1)}h" if value % timedelta(hours=1) == timedelta(0) else _fmt(value)
 
 
 def _table(heads: Sequence[str], body: Sequence[Sequence[str]], left: str) -> list[str]:
