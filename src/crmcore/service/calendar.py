@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import enum
 import re
+import threading
 import zoneinfo
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -395,6 +396,19 @@ def _ordered(start: datetime, end: datetime) -> tuple[int, int]:
     return times[0], times[1]
 
 
+_CHUNK = 64
+"""Days added to the cumulative index at a time."""
+
+
+class _Index:
+    """The cumulative business-time index of an engine (see `_Engine.cover`)."""
+
+    __slots__ = ("base", "begins", "cum", "shift")
+
+    def __init__(self, base: int, begins: list[int], cum: list[int], shift: int) -> None:
+        self.base, self.begins, self.cum, self.shift = base, begins, cum, shift
+
+
 @attrs.frozen
 class _Day:
     """The business time of one local date's block of real time, ``[begin, end)`` in UTC microseconds."""
@@ -429,6 +443,8 @@ class _Engine:
         self.rules = calendar.holidays
         self.holiday_years: dict[int, frozenset[int]] = {}
         self.days: dict[int, _Day] = {}
+        self.index: _Index | None = None
+        self.lock = threading.RLock()
 
     # --- the days ---------------------------------------------------------------------------
 
@@ -526,50 +542,107 @@ class _Engine:
 
     # --- the walks --------------------------------------------------------------------------
 
+    # --- the cumulative index -----------------------------------------------------------------
+    # Consecutive local dates from ``base``: ``begins[i]`` is where date ``base + i`` begins (one more
+    # entry: where the last ends), ``cum[i]`` the business time from ``begins[0]`` to ``begins[i]``,
+    # and ``shift`` the business time from a fixed origin to ``begins[0]`` (it falls as dates are
+    # prepended). A *position* -- business time from that origin to an instant -- is then one
+    # bisect plus one day's pieces, so `between` and `add` cost the same for an hour or a year and
+    # need no time zone conversion.
+
+    def cover(self, t: int) -> tuple[_Index, int]:
+        """The index and the position ``i`` of the date whose block holds ``t`` (extending the index)."""
+        idx = self.index
+        if idx is None or not idx.begins[0] <= t < idx.begins[-1]:
+            with self.lock:
+                current = self.index
+                if current is None:
+                    ordinal = self.locate(t)
+                    day = self.day(ordinal)
+                    current = self.index = _Index(ordinal, [day.begin, day.end], [0, day.total], 0)
+                idx = current
+                while t < idx.begins[0]:
+                    idx = self.index = self.prepend(idx, _CHUNK)
+                while t >= idx.begins[-1]:
+                    self.append(idx, _CHUNK)
+        return idx, bisect.bisect_right(idx.begins, t) - 1
+
+    def prepend(self, idx: _Index, days: int) -> _Index:
+        base = idx.base - days
+        blocks = [self.day(base + k) for k in range(days)]
+        cum = [0]
+        for day in blocks:
+            cum.append(cum[-1] + day.total)
+        added = cum[-1]
+        return _Index(
+            base,
+            [d.begin for d in blocks] + idx.begins,
+            cum[:-1] + [c + added for c in idx.cum],
+            idx.shift - added,
+        )
+
+    def append(self, idx: _Index, days: int) -> None:
+        for _ in range(days):
+            day = self.day(idx.base + len(idx.begins) - 1)
+            idx.cum.append(idx.cum[-1] + day.total)  # cum first: readers bisect begins
+            idx.begins.append(day.end)
+
+    def position(self, t: int) -> int:
+        """Business time from the engine's fixed origin to instant ``t`` (negative before it)."""
+        idx, i = self.cover(t)
+        total = idx.shift + idx.cum[i]
+        for a, b in self.day(idx.base + i).pieces:
+            if a >= t:
+                break
+            total += (b if b < t else t) - a
+        return total
+
+    def moment(self, target: int) -> int | None:
+        """The earliest instant whose `position` is ``target``; None if the calendar never gets there."""
+        idx = self.index
+        assert idx is not None, "moment() follows position(), which builds the index"
+        local = target - idx.shift
+        if local <= 0:  # callers ask for positions after an instant they measured, so inside the index
+            raise AssertionError(f"position {target} lies before the calendar index")
+        while idx.cum[-1] < local:
+            with self.lock:
+                if self.closed_for_good(idx.base + len(idx.begins) - 1):
+                    return None
+                self.append(idx, _CHUNK)
+        i = bisect.bisect_left(idx.cum, local) - 1
+        rest = local - idx.cum[i]
+        for a, b in self.day(idx.base + i).pieces:
+            if rest <= b - a:
+                return a + rest
+            rest -= b - a
+        raise AssertionError("unreachable: the index says the day holds the time")  # pragma: no cover
+
+    # --- the walks --------------------------------------------------------------------------
+
     def add(self, t: int, remaining: int) -> int:
         if remaining == 0:
             return t
-        ordinal = self.locate(t)
-        day = self.day(ordinal)
-        while True:
-            if t <= day.begin and remaining > day.total:
-                remaining -= day.total
-            else:
-                for a, b in day.pieces:
-                    if b <= t:
-                        continue
-                    lo = max(a, t)
-                    if remaining <= b - lo:
-                        return lo + remaining
-                    remaining -= b - lo
-            ordinal += 1
-            if self.closed_for_good(ordinal):
-                raise ValidationError(
-                    "duration", "the calendar has no working hours left to reach the end (no weekly hours)"
-                )
-            day = self.day(ordinal)
+        found = self.moment(self.position(t) + remaining)
+        if found is None:
+            raise ValidationError(
+                "duration", "the calendar has no working hours left to reach the end (no weekly hours)"
+            )
+        return found
 
     def between(self, t0: int, t1: int) -> int:
         if t0 >= t1:
             return 0
-        first, last = self.locate(t0), self.locate(t1 - 1)
-        total = 0
-        for ordinal in range(first, last + 1):
-            day = self.day(ordinal)
-            if t0 <= day.begin and day.end <= t1:
-                total += day.total
-            else:
-                total += sum(max(0, min(b, t1) - max(a, t0)) for a, b in day.pieces)
-        return total
+        return self.position(t1) - self.position(t0)
 
     def pieces(self, t0: int, t1: int) -> list[tuple[int, int]]:
         if t0 >= t1:
             return []
+        idx, i0 = self.cover(t0)
+        idx, i1 = self.cover(t1 - 1)
+        i0 = bisect.bisect_right(idx.begins, t0) - 1
         found: list[tuple[int, int]] = []
-        for ordinal in range(self.locate(t0), self.locate(t1 - 1) + 1):
-            day = self.day(ordinal)
-            start = bisect.bisect_right(day.pieces, (t0, t0)) - 1
-            for a, b in day.pieces[max(start, 0) :]:
+        for i in range(i0, i1 + 1):
+            for a, b in self.day(idx.base + i).pieces:
                 if a >= t1:
                     break
                 lo, hi = max(a, t0), min(b, t1)

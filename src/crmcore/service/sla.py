@@ -25,7 +25,7 @@ The rules, stated once (docs/sla.md explains them with examples):
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
@@ -533,13 +533,57 @@ class SlaPolicies:
         policy = self.policy_for(ticket, customer)
         return evaluate_policy(policy, ticket, now, explain=explain)
 
+    def evaluate_many(
+        self,
+        tickets: Iterable[Ticket],
+        now: datetime,
+        customers: Mapping[str, Customer] | None = None,
+        *,
+        explain: bool = False,
+    ) -> list[SlaReport]:
+        """`evaluate` for many tickets at one ``now`` (a queue view, a timer run, a report).
+
+        ``customers`` maps customer ids to customers for policies whose conditions use them.
+        Shares the work that depends only on ``now`` and the policies, so it is the fast way to
+        evaluate thousands of tickets; explanations are left out unless asked for.
+
+        Raises:
+            ValidationError: ``now`` is naive, or a ticket has no ``created_at``.
+            RuleError: a ticket is pinned to a policy version that is not kept.
+        """
+        at = utc_datetime(now, "now")
+        n = _us(at)
+        statuses = current_statuses()
+        contexts: dict[tuple[str, int], _Context] = {}
+        reports: list[SlaReport] = []
+        lookup = customers.get if customers is not None else None
+        for ticket in tickets:
+            if ticket.sla_version is not None and ticket.sla_policy is not None:
+                policy: SlaPolicy | None = self.get(ticket.sla_policy, ticket.sla_version)
+            else:
+                policy = self.match(ticket, None if lookup is None else lookup(ticket.customer_id))
+            if ticket.created_at is None:
+                raise ValidationError(
+                    f"tickets[{len(reports)}].created_at",
+                    "is not set: store the ticket or give it a creation time",
+                )
+            if policy is None:
+                reports.append(SlaReport(ticket_id=ticket.id, at=at, policy=None, version=None))
+                continue
+            context = contexts.get(policy.key)
+            if context is None:
+                context = contexts[policy.key] = _Context(policy, statuses, n, at, explain)
+            reports.append(_Replay(context, ticket).report())
+        return reports
+
 
 def _us(value: datetime) -> int:
     return (value - _EPOCH) // _US
 
 
 def _dt(micros: int, zone: tzinfo = UTC) -> datetime:
-    return (_EPOCH + micros * _US).astimezone(zone)
+    moment = _EPOCH + micros * _US
+    return moment if zone is UTC else moment.astimezone(zone)
 
 
 def evaluate_policy(
@@ -551,75 +595,116 @@ def evaluate_policy(
         raise ValidationError("created_at", "is not set: store the ticket or give it a creation time")
     if policy is None:
         return SlaReport(ticket_id=ticket.id, at=at, policy=None, version=None)
-    return _Replay(policy, ticket, _us(at), explain).report(at)
+    return _Replay(_Context(policy, current_statuses(), _us(at), at, explain), ticket).report()
+
+
+_Goal = tuple[SlaMetric, int, int | None, timedelta]
+"""A target compiled for replay: metric, goal and warning in microseconds, the target duration."""
+
+
+class _Context:
+    """What the replays of one policy at one ``now`` share: codes, calendar, positions, targets."""
+
+    def __init__(self, policy: SlaPolicy, statuses: StatusSet, now: int, at: datetime, explain: bool) -> None:
+        paused = policy.paused(statuses)
+        self.policy = policy
+        self.codes = {
+            s.name: 2 if s.kind.is_solved else 1 if s.name in paused else 0 for s in statuses.statuses
+        }
+        self.statuses = statuses
+        self.now = now
+        self.at = at
+        self.explain = explain
+        self.engine = policy.calendar._engine
+        self.zone: tzinfo = policy.calendar.zone if explain else UTC
+        self.position_now = self.engine.position(now)
+        percent = policy.warning_percent
+        self.targets: dict[TicketPriority, list[_Goal | None]] = {}
+        for priority in TicketPriority:
+            goals: list[_Goal | None] = []
+            for metric in SlaMetric:
+                target = policy.target_for(metric, priority)
+                if target is None:
+                    goals.append(None)
+                    continue
+                goal = target.minutes * _MINUTE
+                warn = None if percent is None else goal * percent // 100
+                goals.append((metric, goal, warn, target.within))
+            self.targets[priority] = goals
 
 
 class _Replay:
     """One ticket's history as integer microseconds, replayed against one policy."""
 
-    def __init__(self, policy: SlaPolicy, ticket: Ticket, now: int, explain: bool) -> None:
-        self.policy = policy
+    def __init__(self, context: _Context, ticket: Ticket) -> None:
+        self.context = context
         self.ticket = ticket
-        self.now = now
-        self.explain = explain
-        self.engine = policy.calendar._engine
-        self.zone = policy.calendar.zone
-        statuses = current_statuses()
-        paused = policy.paused(statuses)
-        created = max(_us(ticket.created_at), 0) if ticket.created_at else 0
-        self.created = min(created, now)
+        now = self.now = context.now
+        self.positions: dict[int, int] = {now: context.position_now}
+        codes = context.codes
+        assert ticket.created_at is not None
+        created = _us(ticket.created_at)
+        self.created = created if created < now else now
         history = ticket.status_history
         first = history[0].from_status if history else ticket.status
-        # periods: (start, end, status, kind) covering [created, now]
+        # periods: (start, end, status, code) covering [created, now]
         periods: list[tuple[int, int, str, int]] = []
         start, status = self.created, first
-        self.solves: list[int] = [start] if statuses.kind(first).is_solved else []
+        code = codes.get(status)
+        if code is None:
+            context.statuses.get(status)  # raises, naming the valid statuses
+        self.solves: list[int] = [start] if code == 2 else []
         for change in history:
             t = _us(change.at)
             if t > now:
                 break
-            t = max(t, start)
+            if t < start:
+                t = start
+            before = codes[status]
             if t > start:
-                periods.append((start, t, status, self._kind(statuses, paused, status)))
+                periods.append((start, t, status, before))
             start, status = t, change.to_status
-            if statuses.kind(status).is_solved and not statuses.kind(change.from_status).is_solved:
+            code = codes.get(status)
+            if code is None:
+                context.statuses.get(status)
+            if code == 2 and before != 2:
                 self.solves.append(t)
-        periods.append((start, now, status, self._kind(statuses, paused, status)))
+        periods.append((start, now, status, codes[status]))
         self.periods = periods
         self.current = periods[-1][3]
 
-    @staticmethod
-    def _kind(statuses: StatusSet, paused: frozenset[str], name: str) -> int:
-        """0 running, 1 paused, 2 solved."""
-        if statuses.kind(name).is_solved:
-            return 2
-        return 1 if name in paused else 0
+    def position(self, t: int) -> int:
+        """Business time from the calendar index's origin to ``t`` (memoized per replay)."""
+        found = self.positions.get(t)
+        if found is None:
+            found = self.positions[t] = self.context.engine.position(t)
+        return found
 
-    def report(self, at: datetime) -> SlaReport:
-        ticket, policy = self.ticket, self.policy
-        priority = ticket.priority
+    def report(self) -> SlaReport:
+        ticket, context = self.ticket, self.context
+        first_target, next_target, resolution_target = context.targets[ticket.priority]
         current: list[SlaStatus] = []
         history: list[SlaStatus] = []
-        first_solve = self.solves[0] if self.solves else None
-        target = policy.target_for(SlaMetric.FIRST_RESPONSE, priority)
         first_response = self._first_agent_reply()
-        if target is not None:
-            stop = _earliest(first_response, first_solve)
-            current.append(self._status(target, self.created, stop))
-        target = policy.target_for(SlaMetric.NEXT_RESPONSE, priority)
+        if first_target is not None:
+            stop = first_response
+            if self.solves and (stop is None or self.solves[0] < stop):
+                stop = self.solves[0]
+            current.append(self._status(first_target, self.created, stop))
+        target = next_target
         if target is not None and first_response is not None:
             cycles = self._reply_cycles(first_response)
             statuses = [self._status(target, start, stop) for start, stop in cycles]
             if statuses:
                 history.extend(statuses[:-1])
                 current.append(statuses[-1])
-        target = policy.target_for(SlaMetric.RESOLUTION, priority)
-        if target is not None:
+        if resolution_target is not None:
             stop = self.solves[-1] if self.current == 2 and self.solves else None
-            current.append(self._status(target, self.created, stop))
+            current.append(self._status(resolution_target, self.created, stop))
+        policy = context.policy
         return SlaReport(
             ticket_id=ticket.id,
-            at=at,
+            at=context.at,
             policy=policy.name,
             version=policy.version,
             statuses=tuple(current),
@@ -660,38 +745,48 @@ class _Replay:
             cycles.append((waiting, solve))
         return cycles
 
-    def _status(self, target: SlaTarget, start: int, stop: int | None) -> SlaStatus:
-        engine = self.engine
-        end = self.now if stop is None else min(stop, self.now)
-        running: list[tuple[int, int]] = []
-        paused: list[tuple[int, int, str]] = []
-        for a, b, name, kind in self.periods:
-            if b <= start or a >= end:
-                continue
-            lo, hi = max(a, start), min(b, end)
-            if kind == 0:
-                running.append((lo, hi))
-            elif kind == 1 and self.explain:
-                paused.append((lo, hi, name))
-        goal = target.minutes * _MINUTE
-        warn = None if self.policy.warning_percent is None else goal * self.policy.warning_percent // 100
+    def _status(self, target: _Goal, start: int, stop: int | None) -> SlaStatus:
+        context = self.context
+        engine = context.engine
+        explain = context.explain
+        now = self.now
+        end = now if stop is None else min(stop, now)
+        metric, goal, warn, within = target
         elapsed = 0
         due_at = warn_at = None
-        for a, b in running:
-            piece = engine.between(a, b)
-            if due_at is None and elapsed + piece >= goal:
-                due_at = engine.add(a, goal - elapsed)
-            if warn is not None and warn_at is None and elapsed + piece >= warn:
-                warn_at = engine.add(a, warn - elapsed)
-            elapsed += piece
+        running: list[tuple[int, int]] = []
+        paused: list[tuple[int, int, str]] = []
+        positions = self.positions
+        for a, b, name, code in self.periods:
+            if b <= start or a >= end:
+                continue
+            if code == 0:
+                lo = a if a > start else start
+                hi = b if b < end else end
+                base = positions.get(lo)
+                if base is None:
+                    base = positions[lo] = engine.position(lo)
+                top = positions.get(hi)
+                if top is None:
+                    top = positions[hi] = engine.position(hi)
+                piece = top - base
+                if due_at is None and elapsed + piece >= goal:
+                    due_at = engine.moment(base + goal - elapsed)
+                if warn is not None and warn_at is None and elapsed + piece >= warn:
+                    warn_at = engine.moment(base + warn - elapsed)
+                elapsed += piece
+                if explain:
+                    running.append((lo, hi))
+            elif code == 1 and explain:
+                paused.append((max(a, start), min(b, end), name))
         clock_runs = stop is None and self.current == 0
-        stopped = stop is not None and stop <= self.now
+        stopped = stop is not None and stop <= now
         if clock_runs or stopped:
-            resume = self.now if clock_runs else end
+            base = self.position(now if clock_runs else end)
             if due_at is None:
-                due_at = _add(engine, resume, goal - elapsed)
+                due_at = engine.moment(base + goal - elapsed)
             if warn is not None and warn_at is None:
-                warn_at = _add(engine, resume, warn - elapsed)
+                warn_at = engine.moment(base + warn - elapsed)
         if stopped:
             state = SlaState.MET if elapsed <= goal else SlaState.BREACHED
         elif elapsed >= goal:
@@ -702,27 +797,24 @@ class _Replay:
             state = SlaState.WARNING
         else:
             state = SlaState.ON_TRACK
+        zone = context.zone
         counted: tuple[Span, ...] = ()
-        if self.explain:
+        if explain:
             counted = tuple(
-                Span(start=_dt(x, self.zone), end=_dt(y, self.zone))
-                for a, b in running
-                for x, y in engine.pieces(a, b)
+                Span(start=_dt(x, zone), end=_dt(y, zone)) for a, b in running for x, y in engine.pieces(a, b)
             )
         return SlaStatus(
-            metric=target.metric,
-            target=target.within,
+            metric=metric,
+            target=within,
             state=state,
-            started_at=_dt(start, self.zone),
-            stopped_at=_dt(stop, self.zone) if stopped and stop is not None else None,
-            due_at=None if due_at is None else _dt(due_at, self.zone),
-            warning_at=None if warn_at is None else _dt(warn_at, self.zone),
+            started_at=_dt(start, zone),
+            stopped_at=_dt(end, zone) if stopped else None,
+            due_at=None if due_at is None else _dt(due_at, zone),
+            warning_at=None if warn_at is None else _dt(warn_at, zone),
             elapsed=elapsed * _US,
             remaining=(goal - elapsed) * _US,
             counted=counted,
-            paused=tuple(
-                PausedSpan(start=_dt(a, self.zone), end=_dt(b, self.zone), status=n) for a, b, n in paused
-            ),
+            paused=tuple(PausedSpan(start=_dt(a, zone), end=_dt(b, zone), status=n) for a, b, n in paused),
         )
 
 
