@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from crmcore.assignment.state import QUEUE_STATE_FIELDS, QueueState
 from crmcore.clock import Clock
 from crmcore.conditions import Condition, Field, FieldSet, check_condition, sort_key
 from crmcore.customers.contact import CONTACT_FIELDS, Contact
@@ -30,6 +31,7 @@ from crmcore.validation import utc_datetime
 
 __all__ = [
     "AGGREGATES",
+    "ASSIGNMENT_QUEUES",
     "Aggregate",
     "CONTACTS",
     "CUSTOMERS",
@@ -80,7 +82,19 @@ TICKETS: Aggregate[Ticket] = Aggregate("ticket", Ticket, TICKET_FIELDS, "tickets
 SURVEYS: Aggregate[SatisfactionSurvey] = Aggregate(
     "survey", SatisfactionSurvey, SURVEY_FIELDS, "surveys", "customer_id"
 )
-AGGREGATES: tuple[Aggregate[Any], ...] = (CUSTOMERS, CONTACTS, INTERACTIONS, ORDERS, TICKETS, SURVEYS)
+# Rotation state of assignment queues: shared by ticket routing and lead assignment, no customer link.
+ASSIGNMENT_QUEUES: Aggregate[QueueState] = Aggregate(
+    "assignment_queue", QueueState, QUEUE_STATE_FIELDS, "assignment_queues"
+)
+AGGREGATES: tuple[Aggregate[Any], ...] = (
+    CUSTOMERS,
+    CONTACTS,
+    INTERACTIONS,
+    ORDERS,
+    TICKETS,
+    SURVEYS,
+    ASSIGNMENT_QUEUES,
+)
 CUSTOMER_LINKS: tuple[Aggregate[Any], ...] = tuple(a for a in AGGREGATES if a.customer_field)
 """Aggregates that belong to a customer (contacts, interactions, orders, later tickets, deals)."""
 
@@ -556,6 +570,7 @@ class UnitOfWork(abc.ABC):
     orders: OrderRepository
     tickets: Repository[Ticket]
     surveys: Repository[SatisfactionSurvey]
+    assignment_queues: Repository[QueueState]
     validate: Callable[[str, Any, datetime], None] | None = None
     """The host's data rules, ``(aggregate name, object, now)``, raising `ValidationError`.
 

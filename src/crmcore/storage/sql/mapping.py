@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 from sqlalchemy import Row, Table
 
+from crmcore.assignment.state import MemberTurns, QueueState
 from crmcore.customers.contact import Contact
 from crmcore.customers.contact_points import Address, Consent, EmailAddress, PhoneNumber
 from crmcore.customers.customer import Customer, CustomerKind, LifecycleStage
@@ -26,12 +27,22 @@ from crmcore.service.ticket import (
     TicketPriority,
     TicketType,
 )
-from crmcore.storage.base import CONTACTS, CUSTOMERS, INTERACTIONS, ORDERS, SURVEYS, TICKETS, Aggregate
+from crmcore.storage.base import (
+    ASSIGNMENT_QUEUES,
+    CONTACTS,
+    CUSTOMERS,
+    INTERACTIONS,
+    ORDERS,
+    SURVEYS,
+    TICKETS,
+    Aggregate,
+)
 from crmcore.storage.sql import tables
 from crmcore.storage.sql.where import SqlFields
 from crmcore.validation import trusted
 
 __all__ = [
+    "ASSIGNMENT_QUEUE_MAPPING",
     "CONTACT_MAPPING",
     "CUSTOMER_MAPPING",
     "INTERACTION_MAPPING",
@@ -573,6 +584,47 @@ SURVEY_MAPPING: SqlMapping[SatisfactionSurvey] = SqlMapping(
     ),
 )
 
+
+def queue_state_to_row(s: QueueState, tenant: str) -> dict[str, Any]:
+    """Column values for a queue's rotation state; the members' turns go to one JSON column."""
+    return {
+        "tenant_id": tenant,
+        "id": s.id,
+        "version": s.version,
+        "sequence": s.sequence,
+        "members": unstructure(s.members),
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
+
+def queue_states_from_rows(rows: Sequence[Row[Any]]) -> list[QueueState]:
+    """Rotation states from rows of `tables.assignment_queues`."""
+    with trusted():
+        return [
+            QueueState(
+                id=r.id,
+                version=r.version,
+                sequence=r.sequence,
+                members=structure(r.members, dict[str, MemberTurns]),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+
+ASSIGNMENT_QUEUE_MAPPING: SqlMapping[QueueState] = SqlMapping(
+    ASSIGNMENT_QUEUES,
+    tables.assignment_queues,
+    queue_state_to_row,
+    queue_states_from_rows,
+    SqlFields(
+        ASSIGNMENT_QUEUES.fields,
+        columns=_columns(tables.assignment_queues, ("sequence", *_STAMPS)),
+    ),
+)
+
 MAPPINGS: dict[str, SqlMapping[Any]] = {
     m.aggregate.name: m
     for m in (
@@ -582,5 +634,6 @@ MAPPINGS: dict[str, SqlMapping[Any]] = {
         ORDER_MAPPING,
         TICKET_MAPPING,
         SURVEY_MAPPING,
+        ASSIGNMENT_QUEUE_MAPPING,
     )
 }

@@ -61,6 +61,7 @@ from crmcore.storage.base import (
 )
 from crmcore.storage.sql import tables
 from crmcore.storage.sql.mapping import (
+    ASSIGNMENT_QUEUE_MAPPING,
     CONTACT_MAPPING,
     CUSTOMER_MAPPING,
     INTERACTION_MAPPING,
@@ -231,6 +232,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.orders = SqlOrderRepository(ORDER_MAPPING, self)
         self.tickets = SqlRepository(TICKET_MAPPING, self)
         self.surveys = SqlRepository(SURVEY_MAPPING, self)
+        self.assignment_queues = SqlRepository(ASSIGNMENT_QUEUE_MAPPING, self)
         self._holds_exclusive = False
 
     def _begin(self) -> None:
