@@ -7,7 +7,7 @@ See docs/assignment.md.
 """
 
 from crmcore.assignment.decision import AssignmentDecision, Routing
-from crmcore.assignment.roster import Member, Roster, SkipReason, Skipped
+from crmcore.assignment.roster import Member, Roster, Skipped, SkipReason
 from crmcore.assignment.router import Router
 from crmcore.assignment.rules import (
     MAX_WEIGHT,

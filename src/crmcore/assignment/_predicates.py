@@ -27,7 +27,7 @@ from crmcore.conditions import (
 )
 from crmcore.conditions import Any as AnyOf
 
-__all__ = ["Predicate", "compile_condition"]
+__all__ = ["Predicate", "compile_condition", "requirements"]
 
 Predicate = Callable[[Any, "datetime | None"], bool]
 """``(subject, now) -> bool``."""
@@ -51,7 +51,8 @@ def compile_condition(cond: Condition, fields: FieldSet) -> Predicate:
             return parts[0]
 
         def all_of(obj: Any, now: datetime | None) -> bool:
-            for part in parts:
+            # A plain loop: all() over a generator costs a frame per call, on every rule tried.
+            for part in parts:  # noqa: SIM110
                 if not part(obj, now):
                     return False
             return True
@@ -63,7 +64,7 @@ def compile_condition(cond: Condition, fields: FieldSet) -> Predicate:
             return parts[0]
 
         def any_of(obj: Any, now: datetime | None) -> bool:
-            for part in parts:
+            for part in parts:  # noqa: SIM110
                 if part(obj, now):
                     return True
             return False
@@ -96,8 +97,28 @@ def _leaf(cond: Condition, fields: FieldSet) -> Predicate | None:
         # target is never None (checked), so a missing value is simply unequal.
         return lambda obj, now: bool(get(obj) == target)
     if cond.op is CompareOp.NE:
-        return lambda obj, now: not get(obj) == target
+        return lambda obj, now: bool(get(obj) != target)
     if fd.type not in _ORDERED_PLAIN:
         return None
     op = _ORDER_OPS[cond.op]
     return lambda obj, now: (value := get(obj)) is not None and bool(op(value, target))
+
+
+def requirements(cond: Condition, fields: FieldSet) -> dict[str, frozenset[Any]]:
+    """Values some plain fields must hold for ``cond`` to be true (``field == v``, ``field in (...)``).
+
+    Only what is certain: parts of an ``All`` add requirements, anything else adds none. A
+    subject whose value is outside a rule's set cannot match it, so the router can skip the rule.
+    """
+    if isinstance(cond, All):
+        found: dict[str, frozenset[Any]] = {}
+        for part in cond.conditions:
+            for name, values in requirements(part, fields).items():
+                found[name] = found[name] & values if name in found else values
+        return found
+    if isinstance(cond, Compare | In) and not (isinstance(cond, Compare) and cond.op is not CompareOp.EQ):
+        fd = fields.resolve(cond.field)
+        if fd.type in _PLAIN and fd.name in fields.fields:
+            values = frozenset([cond.value]) if isinstance(cond, Compare) else frozenset(cond.values)
+            return {fd.name: values}
+    return {}

@@ -8,7 +8,7 @@ reads it and never changes it; `Roster.with_assignment` gives the roster after o
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -98,6 +98,32 @@ class Member:
         return None
 
 
+_LOOKAHEAD = timedelta(days=8)
+
+
+def _window(member: Member, now: datetime) -> tuple[Skipped | None, datetime, datetime | None]:
+    """(member.unavailable(now), and from when until when that answer holds: [start, end)).
+
+    An end of None: the answer holds from ``start`` on. Lets a roster answer for later instants
+    without reading the member's calendar again until its business hours open or close.
+    """
+    answer = member.unavailable(now)
+    end: datetime | None = None
+    if answer is not None and answer.reason is SkipReason.OUT_OF_OFFICE and not member.out_of_office:
+        end = member.away_until
+    elif member.active and not member.out_of_office and member.calendar is not None:
+        calendar = member.calendar
+        if answer is None:
+            pieces = calendar.intervals(now, now + _LOOKAHEAD)
+            end = pieces[0][1] if pieces else now
+        else:
+            try:
+                end = calendar.next_open(now)
+            except ValidationError:  # never opens again
+                end = None
+    return answer, now, end
+
+
 def _loads(value: Any, path: str) -> dict[str, int]:
     if not isinstance(value, dict):
         raise ValidationError(path, f"must be a dict of user id to open items, not {type(value).__name__}")
@@ -115,8 +141,8 @@ def _loads(value: Any, path: str) -> dict[str, int]:
     return dict(value)
 
 
-_REMEMBERED = 10_000
-"""How many (user, now) availability answers a roster keeps before it starts afresh."""
+_REMEMBERED = 64
+"""For how many instants a roster keeps its availability answers before it starts afresh."""
 
 
 @attrs.frozen(kw_only=True)
@@ -130,7 +156,11 @@ class Roster:
     members: tuple[Member, ...] = checked(tuple_of(instance_of(Member)), default=())
     loads: dict[str, int] = checked(_loads, factory=dict)
     _by_user: dict[str, Member] = attrs.field(init=False, repr=False, eq=False)
-    _seen: dict[tuple[str, datetime], Skipped | None] = attrs.field(init=False, repr=False, eq=False)
+    _capacities: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
+    _seen: dict[datetime, dict[Any, Any]] = attrs.field(init=False, repr=False, eq=False)
+    _windows: dict[str, tuple[Skipped | None, datetime, datetime | None]] = attrs.field(
+        init=False, repr=False, eq=False
+    )
 
     def __attrs_post_init__(self) -> None:
         run_checks(self)
@@ -143,7 +173,10 @@ class Roster:
         if errors:
             raise ValidationError.from_errors(errors)
         object.__setattr__(self, "_by_user", by_user)
+        capacities = {m.user: m.capacity for m in self.members if m.capacity is not None}
+        object.__setattr__(self, "_capacities", capacities)
         object.__setattr__(self, "_seen", {})
+        object.__setattr__(self, "_windows", {})
 
     def member(self, user: str) -> Member | None:
         """The member ``user``, or None if they are not on the roster."""
@@ -153,43 +186,101 @@ class Roster:
         """The open work ``user`` holds (0 unless ``loads`` says otherwise)."""
         return self.loads.get(user, 0)
 
+    def _seen_at(self, now: datetime) -> dict[Any, Any]:
+        """What this roster learnt about ``now``: users' availability, and queues' as groups."""
+        seen = self._seen.get(now)
+        if seen is None:
+            if len(self._seen) >= _REMEMBERED:
+                self._seen.clear()
+            seen = self._seen[now] = {}
+        return seen
+
     def unavailable(self, user: str, now: datetime) -> Skipped | None:
         """Why ``user`` cannot take work at ``now`` (load aside), or None if they can."""
-        key = (user, now)
-        try:
-            return self._seen[key]
-        except KeyError:
-            pass
+        window = self._windows.get(user)
+        if window is not None:
+            answer, start, end = window
+            if start <= now and (end is None or now < end):
+                return answer
         member = self._by_user.get(user)
         if member is None:
-            found: Skipped | None = Skipped(
+            answer = Skipped(
                 user=user, reason=SkipReason.NOT_ON_ROSTER, detail=f"{user!r} is not on the roster"
             )
+            window = (answer, now, None)
         else:
-            found = member.unavailable(now)
-        if len(self._seen) >= _REMEMBERED:
-            self._seen.clear()
-        self._seen[key] = found
-        return found
+            window = _window(member, now)
+        self._windows[user] = window
+        return window[0]
+
+    def blocked(self, user: str, now: datetime) -> Skipped | None:
+        """Why ``user`` cannot take work at ``now``: unavailable or at capacity; None if they can."""
+        why = self.unavailable(user, now)
+        if why is None and user in self._capacities:
+            return self.at_capacity(user)
+        return why
+
+    def sort_out(self, users: tuple[str, ...], now: datetime) -> tuple[list[str], list[Skipped]]:
+        """(those of ``users`` who can take work at ``now``, in order; the others, each with why).
+
+        Availability of a group is remembered per ``now``, so a batch routed at one instant
+        sorts out each queue once; capacities are applied on every call (loads change).
+        """
+        seen = self._seen_at(now)
+        group = seen.get(users)
+        if group is None:
+            available: list[str] = []
+            skipped: list[Skipped] = []
+            for user in users:
+                why = self.unavailable(user, now)
+                if why is None:
+                    available.append(user)
+                else:
+                    skipped.append(why)
+            group = seen[users] = (tuple(available), tuple(skipped))
+        available_users, unavailable = group
+        capacities = self._capacities
+        if not capacities:
+            return list(available_users), list(unavailable)
+        free: list[str] = []
+        full = list(unavailable)
+        for user in available_users:
+            if user in capacities and (why := self.at_capacity(user)) is not None:
+                full.append(why)
+            else:
+                free.append(user)
+        return free, full
 
     def at_capacity(self, user: str) -> Skipped | None:
         """Why ``user`` cannot take more work (their capacity is reached), or None."""
-        member = self._by_user.get(user)
-        capacity = None if member is None else member.capacity
+        capacity = self._capacities.get(user)
         if capacity is None:
             return None
         load = self.loads.get(user, 0)
         if load < capacity:
             return None
         return Skipped(
-            user=user, reason=SkipReason.AT_CAPACITY, detail=f"{user!r} is at capacity ({load} of {capacity} open)"
+            user=user,
+            reason=SkipReason.AT_CAPACITY,
+            detail=f"{user!r} is at capacity ({load} of {capacity} open)",
         )
 
     def with_assignment(self, user: str) -> Roster:
-        """This roster after ``user`` took one more item (their load plus one)."""
+        """This roster after ``user`` took one more item (their load plus one).
+
+        Cheap enough to call after every decision of a batch: nothing is checked again (only one
+        load grows), and what this roster learnt of availability is shared (loads do not change it).
+        """
         loads = dict(self.loads)
         loads[user] = loads.get(user, 0) + 1
-        new = attrs.evolve(self, loads=loads)
-        # Availability does not depend on loads: the new roster keeps what this one learnt.
-        object.__setattr__(new, "_seen", self._seen)
+        new: Roster = object.__new__(Roster)
+        for name, value in (
+            ("members", self.members),
+            ("loads", loads),
+            ("_by_user", self._by_user),
+            ("_capacities", self._capacities),
+            ("_seen", self._seen),
+            ("_windows", self._windows),
+        ):
+            object.__setattr__(new, name, value)
         return new

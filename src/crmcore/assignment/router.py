@@ -8,18 +8,19 @@ the state in a unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from crmcore.assignment._predicates import Predicate, compile_condition
+from crmcore.assignment._predicates import Predicate, compile_condition, requirements
 from crmcore.assignment.decision import AssignmentDecision, Routing
 from crmcore.assignment.roster import Roster, Skipped
 from crmcore.assignment.rules import AssignmentConfig, AssignmentRule, Queue, Strategy, Target
 from crmcore.assignment.state import QueueState
-from crmcore.assignment.strategies import advance, pick
+from crmcore.assignment.strategies import take_turn
 from crmcore.clock import require_aware
 from crmcore.conditions import FieldSet, FieldType, In, check_condition
 from crmcore.errors import FieldError, ValidationError
@@ -27,15 +28,62 @@ from crmcore.errors import FieldError, ValidationError
 __all__ = ["Router"]
 
 _TERRITORY_TYPES = {FieldType.TEXT, FieldType.JSON}
+_INDEX_FIELDS = 3
+"""At most this many fields index the rule table."""
+_INDEX_ENTRIES = 10_000
+"""Combinations of index values whose candidate rules are remembered."""
+
+_LABELS = {s: s.label for s in Strategy}
+_Rules = Sequence[tuple[AssignmentRule, Predicate]]
 
 
-@attrs.frozen
+class _RuleIndex:
+    """The rules a subject can match, looked up by the values of a few fields.
+
+    Many rule tables test the same fields for equality (region, industry). A rule requiring
+    ``region == "emea"`` cannot match a subject from "apac", so for each combination of the index
+    fields' values the index keeps the rules not ruled out by them, in table order; first-match
+    evaluation then runs on those alone, with the same answer as over the whole table.
+    """
+
+    def __init__(self, rules: _Rules, fields: FieldSet) -> None:
+        needs = [requirements(rule.condition, fields) for rule, _ in rules]
+        counts = Counter(name for need in needs for name in need)
+        names = [name for name, count in counts.most_common(_INDEX_FIELDS) if count >= 2]
+        self.rules = tuple(rules)
+        self.getters = tuple(fields.fields[name].get for name in names)
+        self.needs = [tuple(need.get(name) for name in names) for need in needs]
+        self.cache: dict[Any, _Rules] = {}
+
+    def candidates(self, subject: Any) -> _Rules:
+        """The rules ``subject`` may match, in table order."""
+        getters = self.getters
+        if not getters:
+            return self.rules
+        key = tuple([get(subject) for get in getters])
+        try:
+            return self.cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: no shortcut
+            return self.rules
+        found = tuple(
+            rule
+            for rule, need in zip(self.rules, self.needs, strict=True)
+            if all(values is None or value in values for value, values in zip(key, need, strict=True))
+        )
+        if len(self.cache) < _INDEX_ENTRIES:
+            self.cache[key] = found
+        return found
+
+
 class _Choice:
     """Where a subject lands before a queue picks: a user, or a queue with its available members."""
 
-    user: str | None
-    queue: Queue | None
-    eligible: list[str]
+    __slots__ = ("eligible", "queue", "user")
+
+    def __init__(self, user: str | None, queue: Queue | None, eligible: list[str]) -> None:
+        self.user, self.queue, self.eligible = user, queue, eligible
 
 
 @attrs.frozen
@@ -78,7 +126,9 @@ class Router:
                 continue
             if fd.type not in _TERRITORY_TYPES:
                 errors.append(
-                    FieldError(f"queues[{i}].field", f"{fd.name!r} is a {fd.type.value} field; territories need text")
+                    FieldError(
+                        f"queues[{i}].field", f"{fd.name!r} is a {fd.type.value} field; territories need text"
+                    )
                 )
                 continue
             for j, territory in enumerate(queue.territories):
@@ -92,9 +142,9 @@ class Router:
             raise ValidationError.from_errors(errors)
         self._config = config
         self._fields = fields
-        self._rules: list[tuple[AssignmentRule, Predicate]] = [
-            (rule, compile_condition(rule.condition, fields)) for rule in config.rules
-        ]
+        self._rules = _RuleIndex(
+            [(rule, compile_condition(rule.condition, fields)) for rule in config.rules], fields
+        )
         self._queues = {q.name: q for q in config.queues}
         self._territories = territories
 
@@ -111,7 +161,7 @@ class Router:
     def match(self, subject: Any, now: datetime) -> AssignmentRule | None:
         """The first rule whose condition ``subject`` satisfies at ``now``, or None."""
         now = require_aware(now, "now")
-        for rule, holds in self._rules:
+        for rule, holds in self._rules.candidates(subject):
             if holds(subject, now):
                 return rule
         return None
@@ -182,9 +232,9 @@ class Router:
             state = QueueState(id=queue.name)
         elif state.id != queue.name:
             raise ValidationError("states", f"the state under {queue.name!r} is for queue {state.id!r}")
-        user, why = pick(queue, choice.eligible, state, roster)
-        new_state = advance(queue, state, user)
-        notes.append(f"queue {queue.name!r} ({queue.strategy.label}) gave turn {new_state.sequence} to {user!r}, {why}")
+        user, why, new_state = take_turn(queue, choice.eligible, state, roster)
+        label = _LABELS[queue.strategy]
+        notes.append(f"queue {queue.name!r} ({label}) gave turn {new_state.sequence} to {user!r}, {why}")
         decision = AssignmentDecision(
             owner=user,
             rule=None if rule is None else rule.name,
@@ -210,7 +260,7 @@ class Router:
     ) -> tuple[AssignmentRule | None, _Choice | None, bool]:
         """(matched rule, where the subject lands, whether the fallback was used)."""
         rule = None
-        for candidate, holds in self._rules:
+        for candidate, holds in self._rules.candidates(subject):
             if holds(subject, now):
                 rule = candidate
                 break
@@ -238,7 +288,7 @@ class Router:
     ) -> _Choice | None:
         user = target.user
         if user is not None:
-            why = self._unavailable(user, roster, now)
+            why = roster.blocked(user, now)
             if why is None:
                 return _Choice(user, None, [])
             if user not in seen:
@@ -249,13 +299,10 @@ class Router:
         queue = self._queues[target.queue]  # type: ignore[index]
         if queue.strategy is Strategy.TERRITORY:
             return self._territory(queue, subject, roster, now, skipped, notes, seen)
-        eligible: list[str] = []
-        for member in queue.members:
-            why = self._unavailable(member, roster, now)
-            if why is None:
-                eligible.append(member)
-            elif member not in seen:
-                seen.add(member)
+        eligible, passed_over = roster.sort_out(queue.members, now)
+        for why in passed_over:
+            if why.user not in seen:
+                seen.add(why.user)
                 skipped.append(why)
         if eligible:
             return _Choice(None, queue, eligible)
@@ -285,11 +332,6 @@ class Router:
         else:
             notes.append(f"territory queue {queue.name!r}: {queue.field} {shown} goes to {found}")
         return self._resolve(found, subject, roster, now, skipped, notes, seen)
-
-    @staticmethod
-    def _unavailable(user: str, roster: Roster, now: datetime) -> Skipped | None:
-        why = roster.unavailable(user, now)
-        return why if why is not None else roster.at_capacity(user)
 
 
 def _rebased(exc: ValidationError, prefix: str) -> list[FieldError]:

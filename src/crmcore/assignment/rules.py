@@ -169,24 +169,36 @@ class Queue:
             errors.extend(self._territory_problems())
         else:
             if not self.members:
-                errors.append(FieldError("members", f"{self.strategy.label} queue {self.name!r} has no members"))
+                errors.append(
+                    FieldError("members", f"{self.strategy.label} queue {self.name!r} has no members")
+                )
             for name in ("field", "territories", "otherwise"):
                 if getattr(self, name):
-                    errors.append(FieldError(name, f"only territory queues have one; this is {self.strategy.label}"))
+                    errors.append(
+                        FieldError(name, f"only territory queues have one; this is {self.strategy.label}")
+                    )
         if self.weights and self.strategy is not Strategy.WEIGHTED_ROUND_ROBIN:
-            errors.append(FieldError("weights", f"only weighted round robin uses weights, not {self.strategy.label}"))
+            errors.append(
+                FieldError("weights", f"only weighted round robin uses weights, not {self.strategy.label}")
+            )
         for user in self.weights:
             if user not in seen:
-                errors.append(FieldError(f"weights.{user}", f"{user!r} is not a member of queue {self.name!r}"))
+                errors.append(
+                    FieldError(f"weights.{user}", f"{user!r} is not a member of queue {self.name!r}")
+                )
         if errors:
             raise ValidationError.from_errors(errors)
 
     def _territory_problems(self) -> list[FieldError]:
         errors: list[FieldError] = []
         if self.members:
-            errors.append(FieldError("members", "a territory queue has no members; its territories name them"))
+            errors.append(
+                FieldError("members", "a territory queue has no members; its territories name them")
+            )
         if self.field is None:
-            errors.append(FieldError("field", "a territory queue needs the field whose value picks the territory"))
+            errors.append(
+                FieldError("field", "a territory queue needs the field whose value picks the territory")
+            )
         if not self.territories:
             errors.append(FieldError("territories", f"territory queue {self.name!r} has no territories"))
         owner: dict[str, int] = {}
@@ -195,7 +207,9 @@ class Queue:
                 first = owner.setdefault(value, i)
                 if first != i:
                     errors.append(
-                        FieldError(f"territories[{i}].values", f"{value!r} is already in territories[{first}]")
+                        FieldError(
+                            f"territories[{i}].values", f"{value!r} is already in territories[{first}]"
+                        )
                     )
         return errors
 
@@ -234,7 +248,9 @@ class AssignmentConfig:
         for i, rule in enumerate(self.rules):
             first = rule_at.setdefault(rule.name, i)
             if first != i:
-                errors.append(FieldError(f"rules[{i}].name", f"{rule.name!r} repeats the name of rules[{first}]"))
+                errors.append(
+                    FieldError(f"rules[{i}].name", f"{rule.name!r} repeats the name of rules[{first}]")
+                )
         queue_at: dict[str, int] = {}
         for i, queue in enumerate(self.queues):
             first = queue_at.setdefault(queue.name, i)

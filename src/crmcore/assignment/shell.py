@@ -29,7 +29,9 @@ __all__ = ["assign", "assign_with_retry"]
 R = TypeVar("R")
 
 
-def assign(uow: UnitOfWork, router: Router, subject: Any, roster: Roster, now: datetime) -> AssignmentDecision:
+def assign(
+    uow: UnitOfWork, router: Router, subject: Any, roster: Roster, now: datetime
+) -> AssignmentDecision:
     """Route ``subject`` and save the queue's new rotation state in ``uow`` (not committed).
 
     The state is created on the queue's first turn. Commit ``uow`` to keep the turn; a unit of
@@ -49,7 +51,9 @@ def assign(uow: UnitOfWork, router: Router, subject: Any, roster: Roster, now: d
             state = repo.get(queue)
         except NotFound:
             state = None
-    routing = router.route(subject, roster, now, {queue: state} if queue is not None and state is not None else None)
+    routing = router.route(
+        subject, roster, now, {queue: state} if queue is not None and state is not None else None
+    )
     new = routing.state
     if new is not None:
         if new.version == 0:

@@ -67,7 +67,9 @@ def _members(value: Any, path: str) -> dict[str, MemberTurns]:
             errors.extend(exc.errors)
         else:
             if not isinstance(turns, MemberTurns):
-                errors.append(FieldError(f"{path}.{user}", f"must be a MemberTurns, not {type(turns).__name__}"))
+                errors.append(
+                    FieldError(f"{path}.{user}", f"must be a MemberTurns, not {type(turns).__name__}")
+                )
     if errors:
         raise ValidationError.from_errors(errors)
     return dict(value)
@@ -99,20 +101,29 @@ class QueueState:
         errors: list[FieldError] = []
         total = sum(t.count for t in self.members.values())
         if total != self.sequence:
-            errors.append(FieldError("members", f"counts add up to {total}, not the sequence {self.sequence}"))
+            errors.append(
+                FieldError("members", f"counts add up to {total}, not the sequence {self.sequence}")
+            )
         holder: dict[int, str] = {}
         for user, turns in sorted(self.members.items()):
             if turns.last_turn > self.sequence:
                 errors.append(
-                    FieldError(f"members.{user}.last_turn", f"{turns.last_turn} is after the sequence {self.sequence}")
+                    FieldError(
+                        f"members.{user}.last_turn",
+                        f"{turns.last_turn} is after the sequence {self.sequence}",
+                    )
                 )
             if (turns.last_turn == 0) != (turns.count == 0):
-                errors.append(FieldError(f"members.{user}", "last_turn and count must be both 0 or both positive"))
+                errors.append(
+                    FieldError(f"members.{user}", "last_turn and count must be both 0 or both positive")
+                )
             if turns.last_turn:
                 other = holder.setdefault(turns.last_turn, user)
                 if other != user:
                     errors.append(
-                        FieldError(f"members.{user}.last_turn", f"turn {turns.last_turn} also went to {other!r}")
+                        FieldError(
+                            f"members.{user}.last_turn", f"turn {turns.last_turn} also went to {other!r}"
+                        )
                     )
         if errors:
             raise ValidationError.from_errors(errors)

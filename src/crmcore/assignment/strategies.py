@@ -20,17 +20,19 @@ from collections.abc import Sequence
 from crmcore.assignment.roster import Roster
 from crmcore.assignment.rules import Queue, Strategy
 from crmcore.assignment.state import MemberTurns, QueueState
-from crmcore.validation import trusted
 
-__all__ = ["advance", "pick"]
+__all__ = ["advance", "take_turn"]
 
 _NONE = MemberTurns()
 
 
-def pick(queue: Queue, eligible: Sequence[str], state: QueueState, roster: Roster) -> tuple[str, str]:
-    """The member of ``eligible`` (non-empty, available members of ``queue``) to assign, and why.
+def take_turn(
+    queue: Queue, eligible: Sequence[str], state: QueueState, roster: Roster
+) -> tuple[str, str, QueueState]:
+    """Pick the member of ``eligible`` to assign; (user, why in words, the queue's new state).
 
-    ``state`` is the queue's rotation state; ``roster`` gives the loads for least loaded.
+    ``eligible``: the queue's available members (not empty); ``state``: the queue's rotation
+    state; ``roster``: the loads, for least loaded.
     """
     turns = state.members
     strategy = queue.strategy
@@ -38,11 +40,12 @@ def pick(queue: Queue, eligible: Sequence[str], state: QueueState, roster: Roste
         user = min(eligible, key=lambda u: (turns.get(u, _NONE).last_turn, u))
         last = turns.get(user, _NONE).last_turn
         waited = "never had a turn" if last == 0 else f"last turn {last}"
-        return user, f"who has waited longest ({waited})"
+        return user, f"who has waited longest ({waited})", _advanced(state, user, 0, False)
     if strategy is Strategy.LEAST_LOADED:
         loads = roster.loads
         user = min(eligible, key=lambda u: (loads.get(u, 0), turns.get(u, _NONE).last_turn, u))
-        return user, f"who has the least open work ({loads.get(user, 0)})"
+        why = f"who has the least open work ({loads.get(user, 0)})"
+        return user, why, _advanced(state, user, 0, False)
     if strategy is Strategy.WEIGHTED_ROUND_ROBIN:
         cycle, n, total = _cycle(queue, state)
         weights = queue.weights
@@ -51,9 +54,21 @@ def pick(queue: Queue, eligible: Sequence[str], state: QueueState, roster: Roste
             below or eligible,
             key=lambda u: ((cycle.get(u, 0) + 1) / weights.get(u, 1), turns.get(u, _NONE).last_turn, u),
         )
-        weight = weights.get(user, 1)
-        return user, f"whose turn is due ({cycle.get(user, 0) + 1} of {weight} in a cycle of {total})"
+        due = cycle.get(user, 0) + 1
+        why = f"whose turn is due ({due} of {weights.get(user, 1)} in a cycle of {total})"
+        return user, why, _advanced(state, user, due, not cycle)
     raise ValueError(f"{strategy.label} queues do not pick members")  # pragma: no cover - router resolves
+
+
+def advance(queue: Queue, state: QueueState, user: str) -> QueueState:
+    """``state`` after ``user`` took the queue's next turn (a new state; ``state`` is unchanged).
+
+    For replaying or preparing a rotation; `take_turn` picks the user and advances at once.
+    """
+    if queue.strategy is Strategy.WEIGHTED_ROUND_ROBIN:
+        cycle, _, _ = _cycle(queue, state)
+        return _advanced(state, user, cycle.get(user, 0) + 1, not cycle)
+    return _advanced(state, user, 0, False)
 
 
 def _cycle(queue: Queue, state: QueueState) -> tuple[dict[str, int], int, int]:
@@ -61,7 +76,8 @@ def _cycle(queue: Queue, state: QueueState) -> tuple[dict[str, int], int, int]:
 
     A cycle ends after W turns among the queue's members; the next one starts from zero.
     """
-    total = sum(queue.weights.get(u, 1) for u in queue.members)
+    weights = queue.weights
+    total = sum(weights.get(u, 1) for u in queue.members)
     turns = state.members
     cycle = {u: turns[u].cycle for u in queue.members if u in turns and turns[u].cycle}
     n = sum(cycle.values())
@@ -70,27 +86,36 @@ def _cycle(queue: Queue, state: QueueState) -> tuple[dict[str, int], int, int]:
     return cycle, n, total
 
 
-def advance(queue: Queue, state: QueueState, user: str) -> QueueState:
-    """``state`` after ``user`` took the queue's next turn (a new state; ``state`` is unchanged)."""
-    sequence = state.sequence + 1
+def _turns(last_turn: int, count: int, cycle: int) -> MemberTurns:
+    """A `MemberTurns` known to be valid, built without its checks (routing builds one per turn)."""
+    turns: MemberTurns = object.__new__(MemberTurns)
+    object.__setattr__(turns, "last_turn", last_turn)
+    object.__setattr__(turns, "count", count)
+    object.__setattr__(turns, "cycle", cycle)
+    return turns
+
+
+def _advanced(state: QueueState, user: str, cycle: int, new_cycle: bool) -> QueueState:
+    """``state`` with the next turn given to ``user``, who has ``cycle`` turns in the current cycle.
+
+    Valid by construction (one more turn, to one member), so built without checks; stores check
+    the invariants again before writing. ``new_cycle`` forgets every member's turns of the last one.
+    """
     members = dict(state.members)
-    cycle = 0
-    if queue.strategy is Strategy.WEIGHTED_ROUND_ROBIN:
-        current, _, _ = _cycle(queue, state)
-        if not current:
-            # A new cycle: every member's turns of the last one are forgotten.
-            for name, turns in members.items():
-                if turns.cycle:
-                    members[name] = MemberTurns(last_turn=turns.last_turn, count=turns.count)
-        cycle = current.get(user, 0) + 1
-    old = members.get(user, _NONE)
-    with trusted():
-        members[user] = MemberTurns(last_turn=sequence, count=old.count + 1, cycle=cycle)
-        return QueueState(
-            id=state.id,
-            sequence=sequence,
-            members=members,
-            created_at=state.created_at,
-            updated_at=state.updated_at,
-            version=state.version,
-        )
+    if new_cycle:
+        for name, turns in members.items():
+            if turns.cycle:
+                members[name] = _turns(turns.last_turn, turns.count, 0)
+    sequence = state.sequence + 1
+    members[user] = _turns(sequence, members.get(user, _NONE).count + 1, cycle)
+    new: QueueState = object.__new__(QueueState)
+    for name, value in (
+        ("id", state.id),
+        ("sequence", sequence),
+        ("members", members),
+        ("created_at", state.created_at),
+        ("updated_at", state.updated_at),
+        ("version", state.version),
+    ):
+        object.__setattr__(new, name, value)
+    return new

@@ -48,7 +48,9 @@ def queue_states(draw: st.DrawFn) -> QueueState:
     """A rotation state reached by a random run of turns of a random queue."""
     strategy = draw(st.sampled_from([Strategy.ROUND_ROBIN, Strategy.WEIGHTED_ROUND_ROBIN]))
     members = tuple(draw(st.lists(st.sampled_from(_USERS), min_size=1, unique=True)))
-    weights = {u: draw(st.integers(1, 4)) for u in members} if strategy is Strategy.WEIGHTED_ROUND_ROBIN else {}
+    weights = (
+        {u: draw(st.integers(1, 4)) for u in members} if strategy is Strategy.WEIGHTED_ROUND_ROBIN else {}
+    )
     name = draw(st.sampled_from(["support", "sales-emea", "q_1"]))
     queue = Queue(name=name, strategy=strategy, members=members, weights=weights)
     state = QueueState(id=queue.name)
