@@ -299,6 +299,9 @@ def test_a_roster_answers_like_its_members_at_any_instant(
         for member in members:
             assert roster.unavailable(member.user, at) == member.unavailable(at), (member.user, at)
         assert roster.unavailable("zed", at) is not None
+        free, passed_over = roster.sort_out(("ann", "bob", "cy", "zed"), at)
+        assert free == [m.user for m in members if m.unavailable(at) is None]
+        assert [s.user for s in passed_over] == [m.user for m in members if m.unavailable(at)] + ["zed"]
 
 
 def test_unavailable_target_falls_back_and_says_why() -> None:
@@ -617,7 +620,38 @@ def test_bad_inputs_are_refused() -> None:
         assign_with_retry(crmcore.open("memory://"), "t", lambda uow: None, attempts=0)
 
 
-# --- compiled conditions and serialization ----------------------------------------------------
+# --- compiled conditions, the rule index and serialization -------------------------------------
+
+
+@settings(max_examples=60)
+@given(
+    conditions=st.lists(
+        st.builds(
+            lambda region, industries, size: All(
+                Field("region") == region, Field("industry").in_(industries), Field("size") >= size
+            ),
+            st.sampled_from(REGIONS),
+            st.lists(st.sampled_from(INDUSTRIES), max_size=3),
+            st.integers(0, 5000),
+        )
+        | cst.conditions(3, fields=LEAD_FIELDS),
+        min_size=1,
+        max_size=40,
+    ),
+    subjects=st.lists(leads, min_size=1, max_size=20),
+)
+def test_the_rule_index_finds_the_first_match_of_a_full_scan(
+    conditions: list[Condition], subjects: list[Lead]
+) -> None:
+    """Large tables indexed by their equality fields give the same first match as evaluating every rule."""
+    rules = tuple(
+        AssignmentRule(name=f"r{i}", condition=c, target=Target.to_user("ann"))
+        for i, c in enumerate(conditions)
+    )
+    router = Router(AssignmentConfig(rules=rules), LEAD_FIELDS)
+    for subject in subjects:
+        expected = next((r for r in rules if evaluate(r.condition, subject, LEAD_FIELDS, NOW)), None)
+        assert router.match(subject, NOW) == expected
 
 
 @settings(max_examples=300)

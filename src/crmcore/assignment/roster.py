@@ -101,7 +101,7 @@ class Member:
 _LOOKAHEAD = timedelta(days=8)
 
 
-def _window(member: Member, now: datetime) -> tuple[Skipped | None, datetime, datetime | None]:
+def _member_window(member: Member, now: datetime) -> tuple[Skipped | None, datetime, datetime | None]:
     """(member.unavailable(now), and from when until when that answer holds: [start, end)).
 
     An end of None: the answer holds from ``start`` on. Lets a roster answer for later instants
@@ -141,26 +141,29 @@ def _loads(value: Any, path: str) -> dict[str, int]:
     return dict(value)
 
 
-_REMEMBERED = 64
-"""For how many instants a roster keeps its availability answers before it starts afresh."""
+_REMEMBERED = 1000
+"""How many groups of members (queues) a roster remembers the availability of."""
+_Window = tuple[Skipped | None, datetime, datetime | None]
+"""An availability answer and the span [start, end) it holds for (end None: from start on)."""
+_Group = tuple[tuple[str, ...], tuple[Skipped, ...], datetime, datetime | None]
+"""A group's available members, the others, and the span their answers hold for."""
 
 
 @attrs.frozen(kw_only=True)
 class Roster:
     """The users who may be assigned work and the open work each holds (``loads``, default 0).
 
-    Availability per ``now`` is remembered, so routing a batch at one instant reads each
-    member's calendar once.
+    A roster remembers for how long each availability answer holds (until a calendar opens or
+    closes, until an absence ends), for members and for queues' groups of members, so routing
+    many subjects reads a calendar once per change rather than once per subject.
     """
 
     members: tuple[Member, ...] = checked(tuple_of(instance_of(Member)), default=())
     loads: dict[str, int] = checked(_loads, factory=dict)
     _by_user: dict[str, Member] = attrs.field(init=False, repr=False, eq=False)
     _capacities: dict[str, int] = attrs.field(init=False, repr=False, eq=False)
-    _seen: dict[datetime, dict[Any, Any]] = attrs.field(init=False, repr=False, eq=False)
-    _windows: dict[str, tuple[Skipped | None, datetime, datetime | None]] = attrs.field(
-        init=False, repr=False, eq=False
-    )
+    _windows: dict[str, _Window] = attrs.field(init=False, repr=False, eq=False)
+    _groups: dict[tuple[str, ...], _Group] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         run_checks(self)
@@ -175,8 +178,8 @@ class Roster:
         object.__setattr__(self, "_by_user", by_user)
         capacities = {m.user: m.capacity for m in self.members if m.capacity is not None}
         object.__setattr__(self, "_capacities", capacities)
-        object.__setattr__(self, "_seen", {})
         object.__setattr__(self, "_windows", {})
+        object.__setattr__(self, "_groups", {})
 
     def member(self, user: str) -> Member | None:
         """The member ``user``, or None if they are not on the roster."""
@@ -186,22 +189,16 @@ class Roster:
         """The open work ``user`` holds (0 unless ``loads`` says otherwise)."""
         return self.loads.get(user, 0)
 
-    def _seen_at(self, now: datetime) -> dict[Any, Any]:
-        """What this roster learnt about ``now``: users' availability, and queues' as groups."""
-        seen = self._seen.get(now)
-        if seen is None:
-            if len(self._seen) >= _REMEMBERED:
-                self._seen.clear()
-            seen = self._seen[now] = {}
-        return seen
-
     def unavailable(self, user: str, now: datetime) -> Skipped | None:
         """Why ``user`` cannot take work at ``now`` (load aside), or None if they can."""
+        return self._window(user, now)[0]
+
+    def _window(self, user: str, now: datetime) -> _Window:
         window = self._windows.get(user)
         if window is not None:
-            answer, start, end = window
+            start, end = window[1], window[2]
             if start <= now and (end is None or now < end):
-                return answer
+                return window
         member = self._by_user.get(user)
         if member is None:
             answer = Skipped(
@@ -209,9 +206,9 @@ class Roster:
             )
             window = (answer, now, None)
         else:
-            window = _window(member, now)
+            window = _member_window(member, now)
         self._windows[user] = window
-        return window[0]
+        return window
 
     def blocked(self, user: str, now: datetime) -> Skipped | None:
         """Why ``user`` cannot take work at ``now``: unavailable or at capacity; None if they can."""
@@ -223,22 +220,29 @@ class Roster:
     def sort_out(self, users: tuple[str, ...], now: datetime) -> tuple[list[str], list[Skipped]]:
         """(those of ``users`` who can take work at ``now``, in order; the others, each with why).
 
-        Availability of a group is remembered per ``now``, so a batch routed at one instant
-        sorts out each queue once; capacities are applied on every call (loads change).
+        A group's availability is remembered for as long as each member's holds; capacities are
+        applied on every call (loads change).
         """
-        seen = self._seen_at(now)
-        group = seen.get(users)
-        if group is None:
+        group = self._groups.get(users)
+        if group is None or not (group[2] <= now and (group[3] is None or now < group[3])):
             available: list[str] = []
             skipped: list[Skipped] = []
+            start: datetime | None = None
+            end: datetime | None = None
             for user in users:
-                why = self.unavailable(user, now)
+                why, since, until = self._window(user, now)
+                start = since if start is None else max(start, since)
+                if until is not None:
+                    end = until if end is None else min(end, until)
                 if why is None:
                     available.append(user)
                 else:
                     skipped.append(why)
-            group = seen[users] = (tuple(available), tuple(skipped))
-        available_users, unavailable = group
+            if len(self._groups) >= _REMEMBERED:
+                self._groups.clear()
+            group = (tuple(available), tuple(skipped), now if start is None else start, end)
+            self._groups[users] = group
+        available_users, unavailable = group[0], group[1]
         capacities = self._capacities
         if not capacities:
             return list(available_users), list(unavailable)
@@ -279,8 +283,8 @@ class Roster:
             ("loads", loads),
             ("_by_user", self._by_user),
             ("_capacities", self._capacities),
-            ("_seen", self._seen),
             ("_windows", self._windows),
+            ("_groups", self._groups),
         ):
             object.__setattr__(new, name, value)
         return new
