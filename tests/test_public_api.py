@@ -36,7 +36,7 @@ def test_version_comes_from_metadata() -> None:
 
 def test_subpackages_exist() -> None:
     """The domain subpackages are importable (later issues fill them)."""
-    for name in ("customers", "pipeline", "service", "analytics", "storage", "testing"):
+    for name in ("customers", "pipeline", "service", "analytics", "storage", "testing", "assignment"):
         importlib.import_module(f"crmcore.{name}")
 
 

@@ -6,6 +6,7 @@ Third-party adapters implement the same contract and prove it with `crmcore.test
 
 from crmcore.storage.base import (
     AGGREGATES,
+    ASSIGNMENT_QUEUES,
     CONTACTS,
     CUSTOMER_LINKS,
     CUSTOMERS,
@@ -28,6 +29,7 @@ from crmcore.storage.memory import MemoryStore
 
 __all__ = [
     "AGGREGATES",
+    "ASSIGNMENT_QUEUES",
     "Aggregate",
     "CONTACTS",
     "CUSTOMERS",

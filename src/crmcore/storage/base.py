@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from crmcore.assignment.state import QUEUE_STATE_FIELDS, QueueState
 from crmcore.clock import Clock
 from crmcore.conditions import Condition, Field, FieldSet, check_condition, sort_key
 from crmcore.customers.contact import CONTACT_FIELDS, Contact
@@ -31,6 +32,7 @@ from crmcore.validation import utc_datetime
 
 __all__ = [
     "AGGREGATES",
+    "ASSIGNMENT_QUEUES",
     "Aggregate",
     "CONTACTS",
     "CUSTOMERS",
@@ -83,6 +85,10 @@ SURVEYS: Aggregate[SatisfactionSurvey] = Aggregate(
     "survey", SatisfactionSurvey, SURVEY_FIELDS, "surveys", "customer_id"
 )
 SLA_TIMERS: Aggregate[SlaTimer] = Aggregate("sla_timer", SlaTimer, SLA_TIMER_FIELDS, "sla_timers")
+# Rotation state of assignment queues: shared by ticket routing and lead assignment, no customer link.
+ASSIGNMENT_QUEUES: Aggregate[QueueState] = Aggregate(
+    "assignment_queue", QueueState, QUEUE_STATE_FIELDS, "assignment_queues"
+)
 AGGREGATES: tuple[Aggregate[Any], ...] = (
     CUSTOMERS,
     CONTACTS,
@@ -91,6 +97,7 @@ AGGREGATES: tuple[Aggregate[Any], ...] = (
     TICKETS,
     SURVEYS,
     SLA_TIMERS,
+    ASSIGNMENT_QUEUES,
 )
 CUSTOMER_LINKS: tuple[Aggregate[Any], ...] = tuple(a for a in AGGREGATES if a.customer_field)
 """Aggregates that belong to a customer (contacts, interactions, orders, later tickets, deals)."""
@@ -568,6 +575,7 @@ class UnitOfWork(abc.ABC):
     tickets: Repository[Ticket]
     surveys: Repository[SatisfactionSurvey]
     sla_timers: Repository[SlaTimer]
+    assignment_queues: Repository[QueueState]
     validate: Callable[[str, Any, datetime], None] | None = None
     """The host's data rules, ``(aggregate name, object, now)``, raising `ValidationError`.
 

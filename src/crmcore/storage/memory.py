@@ -24,6 +24,7 @@ from crmcore.errors import AlreadyExists, ConcurrencyError, NotFound
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.storage.base import (
     AGGREGATES,
+    ASSIGNMENT_QUEUES,
     CONTACTS,
     CUSTOMERS,
     INTERACTIONS,
@@ -127,6 +128,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self.tickets = MemoryRepository(TICKETS, self)
         self.surveys = MemoryRepository(SURVEYS, self)
         self.sla_timers = MemoryRepository(SLA_TIMERS, self)
+        self.assignment_queues = MemoryRepository(ASSIGNMENT_QUEUES, self)
 
     def _begin(self) -> None:
         self._reset()

@@ -37,6 +37,7 @@ from crmcore.ids import new_id
 from crmcore.money import Money
 from crmcore.storage.base import DEFAULT_TENANT, UnitOfWork
 from crmcore.testing import strategies as cst
+from crmcore.testing.assignment_contract import AssignmentContract
 from crmcore.testing.records_contract import RecordsContract
 from crmcore.testing.segments_contract import SegmentsContract
 from crmcore.testing.tickets_contract import TicketsContract
@@ -60,7 +61,7 @@ def _ids(objs: list[Customer]) -> list[str]:
     return [o.id for o in objs]
 
 
-class StoreContract(RecordsContract, SegmentsContract, TicketsContract):
+class StoreContract(RecordsContract, SegmentsContract, TicketsContract, AssignmentContract):
     """Abstract contract tests; subclass and implement `create_crm` (and `dispose_crm` if needed)."""
 
     def create_crm(self) -> CRM:

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 from sqlalchemy import Row, Table
 
+from crmcore.assignment.state import MemberTurns, QueueState
 from crmcore.customers.contact import Contact
 from crmcore.customers.contact_points import Address, Consent, EmailAddress, PhoneNumber
 from crmcore.customers.customer import Customer, CustomerKind, LifecycleStage
@@ -28,6 +29,7 @@ from crmcore.service.ticket import (
 )
 from crmcore.service.timers import SlaTimer
 from crmcore.storage.base import (
+    ASSIGNMENT_QUEUES,
     CONTACTS,
     CUSTOMERS,
     INTERACTIONS,
@@ -42,6 +44,7 @@ from crmcore.storage.sql.where import SqlFields
 from crmcore.validation import trusted
 
 __all__ = [
+    "ASSIGNMENT_QUEUE_MAPPING",
     "CONTACT_MAPPING",
     "CUSTOMER_MAPPING",
     "INTERACTION_MAPPING",
@@ -618,12 +621,51 @@ def sla_timers_from_rows(rows: Sequence[Row[Any]]) -> list[SlaTimer]:
         ]
 
 
+def queue_state_to_row(s: QueueState, tenant: str) -> dict[str, Any]:
+    """Column values for a queue's rotation state; the members' turns go to one JSON column."""
+    return {
+        "tenant_id": tenant,
+        "id": s.id,
+        "version": s.version,
+        "sequence": s.sequence,
+        "members": unstructure(s.members),
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
+
+def queue_states_from_rows(rows: Sequence[Row[Any]]) -> list[QueueState]:
+    """Rotation states from rows of `tables.assignment_queues`."""
+    with trusted():
+        return [
+            QueueState(
+                id=r.id,
+                version=r.version,
+                sequence=r.sequence,
+                members=structure(r.members, dict[str, MemberTurns]),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+
 SLA_TIMER_MAPPING: SqlMapping[SlaTimer] = SqlMapping(
     SLA_TIMERS,
     tables.sla_timers,
     sla_timer_to_row,
     sla_timers_from_rows,
     SqlFields(SLA_TIMERS.fields, columns=_columns(tables.sla_timers, ("next_check_at", *_STAMPS))),
+)
+ASSIGNMENT_QUEUE_MAPPING: SqlMapping[QueueState] = SqlMapping(
+    ASSIGNMENT_QUEUES,
+    tables.assignment_queues,
+    queue_state_to_row,
+    queue_states_from_rows,
+    SqlFields(
+        ASSIGNMENT_QUEUES.fields,
+        columns=_columns(tables.assignment_queues, ("sequence", *_STAMPS)),
+    ),
 )
 
 MAPPINGS: dict[str, SqlMapping[Any]] = {
@@ -636,5 +678,6 @@ MAPPINGS: dict[str, SqlMapping[Any]] = {
         TICKET_MAPPING,
         SURVEY_MAPPING,
         SLA_TIMER_MAPPING,
+        ASSIGNMENT_QUEUE_MAPPING,
     )
 }

@@ -61,6 +61,7 @@ from crmcore.storage.base import (
 )
 from crmcore.storage.sql import tables
 from crmcore.storage.sql.mapping import (
+    ASSIGNMENT_QUEUE_MAPPING,
     CONTACT_MAPPING,
     CUSTOMER_MAPPING,
     INTERACTION_MAPPING,
@@ -233,6 +234,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.tickets = SqlRepository(TICKET_MAPPING, self)
         self.surveys = SqlRepository(SURVEY_MAPPING, self)
         self.sla_timers = SqlRepository(SLA_TIMER_MAPPING, self)
+        self.assignment_queues = SqlRepository(ASSIGNMENT_QUEUE_MAPPING, self)
         self._holds_exclusive = False
 
     def _begin(self) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, MetaDa
 from crmcore.storage.sql.types import ExactDecimal, JsonDocument, Text, UtcDateTime
 
 __all__ = [
+    "assignment_queues",
     "contacts",
     "customers",
     "interactions",
@@ -192,6 +193,18 @@ sla_timers = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "tenant_id", "next_check_at"),
+)
+
+assignment_queues = Table(
+    "crm_assignment_queues",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("id", Text(64), primary_key=True, comment="the queue's name"),
+    Column("version", Integer, nullable=False),
+    Column("sequence", BigInteger, nullable=False, comment="the queue's latest turn number"),
+    Column("members", JsonDocument, nullable=False, comment="each member's last turn, count and cycle turns"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 outbox = Table(

@@ -1,7 +1,7 @@
 """crmcore's tables as of its first release.
 
-Tables: crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox, crm_sla_timers, crm_surveys,
-crm_tickets.
+Tables: crm_assignment_queues, crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox,
+crm_sla_timers, crm_surveys, crm_tickets.
 
 Revision ID: 0001
 Revises: (none)
@@ -234,10 +234,28 @@ def upgrade() -> None:
         op.f("ix_crm_sla_timers_tenant_id_next_check_at"), "crm_sla_timers", ["tenant_id", "next_check_at"]
     )
 
+    op.create_table(
+        "crm_assignment_queues",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False, comment="the queue's name"),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False, comment="the queue's latest turn number"),
+        sa.Column(
+            "members",
+            crm_types.JsonDocument,
+            nullable=False,
+            comment="each member's last turn, count and cycle turns",
+        ),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_assignment_queues")),
+    )
+
 
 def downgrade() -> None:
     """Drop every table, with all data."""
     op.drop_table("crm_sla_timers")
+    op.drop_table("crm_assignment_queues")
     op.drop_table("crm_tickets")
     op.drop_table("crm_surveys")
     op.drop_table("crm_outbox")
