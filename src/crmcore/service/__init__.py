@@ -34,6 +34,7 @@ from crmcore.service.metrics import (
     service_metrics,
     service_metrics_from_store,
 )
+from crmcore.service.routing import TicketAssigned, TicketRouting, route_ticket, ticket_router
 from crmcore.service.sla import (
     SLA_FIELDS,
     PausedSpan,
@@ -137,10 +138,12 @@ __all__ = [
     "StatusSet",
     "TICKET_FIELDS",
     "Ticket",
+    "TicketAssigned",
     "TicketChannel",
     "TicketConfig",
     "TicketEscalated",
     "TicketPriority",
+    "TicketRouting",
     "TicketType",
     "TimeRange",
     "TriggerKind",
@@ -152,10 +155,12 @@ __all__ = [
     "fired_keys",
     "next_check",
     "period_of",
+    "route_ticket",
     "run_due",
     "service_metrics",
     "service_metrics_from_store",
     "sla_events",
+    "ticket_router",
     "ticket_statuses",
     "track_ticket",
 ]
