@@ -357,7 +357,7 @@ class SlaStatus:
         if self.paused:
             total = sum((p.end - p.start for p in self.paused), timedelta(0))
             names = sorted({p.status for p in self.paused})
-            parts.append(f"{_fmt(total)} paused in {', '.join(names)} not counted")
+            parts.append(f"not counted: {_fmt(total)} (wall clock) in {', '.join(names)}")
         return "; ".join(parts)
 
 
