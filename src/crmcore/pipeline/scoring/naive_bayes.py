@@ -141,8 +141,13 @@ class NaiveBayesScorer:
     name: str = checked(text(max_length=100, required=True), default="naive_bayes")
 
     def __attrs_post_init__(self) -> None:
-        run_checks(self)
         errors: list[FieldError] = []
+        try:
+            run_checks(self)
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+            if any(e.path.startswith("fields") for e in exc.errors):
+                raise ValidationError.from_errors(errors) from None
         if not self.fields:
             errors.append(FieldError("fields", f"name at least one field; usable: {_usable_fields()}"))
         seen: dict[str, int] = {}
