@@ -17,7 +17,7 @@ Which moves a pipeline allows:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -104,6 +104,17 @@ def _field_name(value: Any, path: str) -> str:
     return name
 
 
+def _condition(value: Any, path: str) -> Condition:
+    condition: Condition = instance_of(Condition)(value, path)
+    try:
+        check_condition(condition, OPPORTUNITY_FIELDS)
+    except ValidationError as exc:
+        raise ValidationError.from_errors(
+            [FieldError(path + e.path.removeprefix("where"), e.reason) for e in exc.errors]
+        ) from None
+    return condition
+
+
 @attrs.frozen(kw_only=True)
 class Stage:
     """One step of a pipeline and what entering it takes and does.
@@ -133,11 +144,11 @@ class Stage:
         one_of(ForecastCategory), default=attrs.Factory(_category_default, takes_self=True)
     )
     rotting_days: int | None = checked(optional(_whole(1, 3650)), default=None)
-    required_fields: tuple[str, ...] = checked(tuple_of(_field_name, unique=True), default=())
-    condition: Condition | None = checked(optional(instance_of(Condition)), default=None)
+    required_fields: Sequence[str] = checked(tuple_of(_field_name, unique=True), default=())
+    condition: Condition | None = checked(optional(_condition), default=None)
     condition_message: str = checked(text(max_length=500), default="")
     guard: str | None = checked(optional(text(max_length=100, required=True)), default=None)
-    on_enter: tuple[CreateTask, ...] = checked(tuple_of(instance_of(CreateTask)), default=())
+    on_enter: Sequence[CreateTask] = checked(tuple_of(instance_of(CreateTask)), default=())
     description: str = checked(text(max_length=1000), default="")
 
     def __attrs_post_init__(self) -> None:
@@ -165,13 +176,6 @@ class Stage:
             )
         if not self.is_open and self.rotting_days is not None:
             errors.append(FieldError("rotting_days", "is for open stages; closed deals do not rot"))
-        if self.condition is not None:
-            try:
-                check_condition(self.condition, OPPORTUNITY_FIELDS)
-            except ValidationError as exc:
-                errors.extend(
-                    FieldError("condition" + e.path.removeprefix("where"), e.reason) for e in exc.errors
-                )
         if errors:
             raise ValidationError.from_errors(errors)
 
@@ -223,8 +227,8 @@ class Pipeline:
     """
 
     name: str = checked(text(max_length=100, required=True))
-    stages: tuple[Stage, ...] = checked(_stages)
-    transitions: tuple[Transition, ...] | None = checked(_transitions, default=None)
+    stages: Sequence[Stage] = checked(_stages)
+    transitions: Sequence[Transition] | None = checked(_transitions, default=None)
     allow_skip: bool = checked(instance_of(bool), default=True)
     allow_back: bool = checked(instance_of(bool), default=True)
     allow_reopen: bool = checked(instance_of(bool), default=False)

@@ -168,7 +168,8 @@ def describe_condition(cond: Condition) -> str:
     if isinstance(cond, IsNull):
         return f"{cond.field} is empty"
     if isinstance(cond, Relative):
-        return f"{cond.field} {_OPS[cond.op.value]} now {cond.amount:+d} {cond.unit.value}"
+        when = f"now {cond.amount:+d} {cond.unit.value}" if cond.amount else "now"
+        return f"{cond.field} {_OPS[cond.op.value]} {when}"
     return type(cond).__name__
 
 
