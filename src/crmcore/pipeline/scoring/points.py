@@ -17,15 +17,16 @@ together. Conditions are compiled once, so `PointsModel.score_many` re-scores ma
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
 from crmcore.assignment._predicates import compile_condition
 from crmcore.clock import require_aware
-from crmcore.conditions import Condition, check_condition
+from crmcore.conditions import All, Between, Compare, CompareOp, Condition, FieldType, Not, check_condition
+from crmcore.conditions import Any as AnyOf
 from crmcore.errors import FieldError, ValidationError, join_path
 from crmcore.pipeline.lead import LEAD_FIELDS
 from crmcore.pipeline.scoring.score import Factor, Score, factor_order
@@ -43,6 +44,7 @@ MAX_POINTS = 10_000
 """The largest number of points (plus or minus) one rule or one activity may give."""
 
 _DAY_SECONDS = 86_400.0
+_PLAIN_ORDERED = (FieldType.TEXT, FieldType.INTEGER, FieldType.DATE, FieldType.DATETIME)
 
 
 def _points(value: Any, path: str) -> int:
@@ -141,9 +143,26 @@ def _count(n: int) -> str:
     return f"{n} activity" if n == 1 else f"{n} activities"
 
 
-def _days(value: float) -> str:
-    shown = f"{value:g}"
-    return f"{shown} day" if shown == "1" else f"{shown} days"
+def _suffix(rule: BehaviourRule) -> str:
+    """The end of a behaviour factor's detail: what one activity is worth."""
+    sentence = f", {rule.points:+d} points each"
+    if rule.half_life_days is not None:
+        days = f"{rule.half_life_days:g}"
+        sentence += f", halving every {days} {'day' if days == '1' else 'days'}"
+    return sentence
+
+
+def _plain_between(cond: Condition) -> Condition:
+    """``Between`` on a plain ordered field as the two comparisons it means (they compile to closures)."""
+    if isinstance(cond, All):
+        return All(*(_plain_between(c) for c in cond.conditions))
+    if isinstance(cond, AnyOf):
+        return AnyOf(*(_plain_between(c) for c in cond.conditions))
+    if isinstance(cond, Not):
+        return Not(_plain_between(cond.condition))
+    if isinstance(cond, Between) and LEAD_FIELDS.resolve(cond.field).type in _PLAIN_ORDERED:
+        return All(Compare(cond.field, CompareOp.GE, cond.low), Compare(cond.field, CompareOp.LE, cond.high))
+    return cond
 
 
 @attrs.frozen(kw_only=True)
@@ -165,6 +184,9 @@ class PointsModel:
         init=False, eq=False, repr=False
     )
     _by_kind: Mapping[str, BehaviourRule] = attrs.field(init=False, eq=False, repr=False)
+    _decay: tuple[tuple[BehaviourRule, str, float | None], ...] = attrs.field(
+        init=False, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         run_checks(self)
@@ -193,7 +215,7 @@ class PointsModel:
             raise ValidationError.from_errors(errors)
         fit = tuple(
             (
-                compile_condition(rule.condition, LEAD_FIELDS),
+                compile_condition(_plain_between(rule.condition), LEAD_FIELDS),
                 Factor(
                     name=rule.name,
                     contribution=float(rule.points),
@@ -204,6 +226,11 @@ class PointsModel:
         )
         object.__setattr__(self, "_fit", fit)
         object.__setattr__(self, "_by_kind", {b.kind: b for b in self.behaviour})
+        decay = tuple(
+            (b, _suffix(b), None if b.half_life_days is None else b.half_life_days * _DAY_SECONDS)
+            for b in self.behaviour
+        )
+        object.__setattr__(self, "_decay", decay)
 
     def score(self, lead: Any, activities: Iterable[Activity], now: datetime) -> Score:
         """``lead``'s score at ``now``, from its fields and its ``activities``.
@@ -239,33 +266,39 @@ class PointsModel:
         return Score(value=total, factors=tuple(factors), model=self.name)
 
     def _behaviour(self, activities: Iterable[Activity], now: datetime) -> list[Factor]:
-        ages: dict[str, list[float]] = {}
+        ages: dict[str, list[timedelta]] = {}
         by_kind = self._by_kind
         for activity in activities:
-            if activity.kind in by_kind and activity.at <= now:
-                ages.setdefault(activity.kind, []).append((now - activity.at).total_seconds() / _DAY_SECONDS)
+            kind = activity.kind
+            if kind in by_kind:
+                at = activity.at
+                if at <= now:
+                    found = ages.get(kind)
+                    if found is None:
+                        ages[kind] = [now - at]
+                    else:
+                        found.append(now - at)
+        if not ages:
+            return []
         factors = []
-        # Rule order, not arrival order, so the sum is added up the same way every time.
-        for rule in self.behaviour:
+        # Rule order and ascending ages, so the sums are added up the same way every time.
+        for rule, suffix, half_life in self._decay:
             found = ages.get(rule.kind)
             if not found:
                 continue
             found.sort()
-            counted: Sequence[float] = found if rule.max_count is None else found[: rule.max_count]
-            total = 0.0
-            for age in counted:
-                total += rule.points_at(age)
-            factors.append(
-                Factor(name=rule.kind, contribution=total, detail=self._detail(rule, found, counted))
-            )
+            counted = found if rule.max_count is None else found[: rule.max_count]
+            if half_life is None:
+                total = float(rule.points * len(counted))
+            else:
+                total = 0.0
+                for age in counted:
+                    total += rule.points * 0.5 ** (age.total_seconds() / half_life)
+            if len(counted) < len(found):
+                what = f"the {len(counted)} most recent of {len(found)} activities"
+            else:
+                what = _count(len(counted))
+            newest = counted[0].total_seconds() / _DAY_SECONDS
+            detail = f"{what}, newest {newest:.1f} days ago{suffix}"
+            factors.append(Factor(name=rule.kind, contribution=total, detail=detail))
         return factors
-
-    @staticmethod
-    def _detail(rule: BehaviourRule, found: Sequence[float], counted: Sequence[float]) -> str:
-        what = _count(len(counted))
-        if len(counted) < len(found):
-            what = f"the {len(counted)} most recent of {len(found)} activities"
-        sentence = f"{what}, newest {_days(round(counted[0], 1))} ago, {rule.points:+d} points each"
-        if rule.half_life_days is not None:
-            sentence += f", halving every {_days(rule.half_life_days)}"
-        return sentence
