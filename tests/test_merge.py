@@ -40,6 +40,9 @@ from crmcore.customers.merge import (
 )
 from crmcore.ids import new_id
 from crmcore.money import Money
+from crmcore.pipeline.lead import Lead, LeadStatus
+from crmcore.pipeline.opportunity import Opportunity
+from crmcore.pipeline.quote import Quote
 from crmcore.serialization import structure, unstructure
 from crmcore.service import SatisfactionSurvey, Ticket
 from crmcore.storage import MemoryStore
@@ -112,12 +115,15 @@ def test_merge_moves_every_linked_record_and_nothing_else(crm: CRM, data: st.Dat
     contacts = data.draw(st.lists(cst.contacts(pool), max_size=6), label="contacts")
     interactions = data.draw(st.lists(cst.interactions(pool), max_size=6), label="interactions")
     orders = data.draw(st.lists(cst.orders(pool), max_size=6), label="orders")
+    leads = data.draw(st.lists(cst.leads(pool), max_size=6), label="leads")  # some unconverted: no link
+    deals = data.draw(st.lists(cst.opportunities(pool), max_size=3), label="opportunities")
+    quotes = data.draw(st.lists(cst.quotes(pool), max_size=3), label="quotes")
     survivor = data.draw(pool, label="survivor")
     dups = data.draw(
         st.lists(st.sampled_from([i for i in ids if i != survivor]), min_size=1, unique=True), label="dups"
     )
     tenant = f"t-{new_id()}"
-    _store(crm, tenant, *customers, *contacts, *interactions, *orders)
+    _store(crm, tenant, *customers, *contacts, *interactions, *orders, *leads, *deals, *quotes)
     before = _snapshot(crm, tenant)
 
     with crm.unit_of_work(tenant) as uow:
@@ -127,22 +133,23 @@ def test_merge_moves_every_linked_record_and_nothing_else(crm: CRM, data: st.Dat
     after = _snapshot(crm, tenant)
     group = {survivor, *dups}
     for aggregate in CUSTOMER_LINKS:
-        name = aggregate.attribute
+        name, link = aggregate.attribute, aggregate.customer_field
+        assert link is not None
         assert set(after[name]) == set(before[name])  # no record lost or added
         for id, old in before[name].items():
             new = after[name][id]
-            if old.customer_id in dups:
-                assert new.customer_id == survivor and new.version == old.version + 1
+            if getattr(old, link) in dups:
+                assert getattr(new, link) == survivor and new.version == old.version + 1
                 assert (
                     attrs.evolve(
-                        new, customer_id=old.customer_id, version=old.version, updated_at=old.updated_at
+                        new, **{link: getattr(old, link)}, version=old.version, updated_at=old.updated_at
                     )
                     == old
                 )
             else:
-                assert new == old  # the survivor's own and other customers' records are untouched
-            assert (new.customer_id in group) == (old.customer_id in group)
-        assert report.moved[name] == sum(1 for r in before[name].values() if r.customer_id in dups)
+                assert new == old  # unlinked, the survivor's own and other customers' records are untouched
+            assert (getattr(new, link) in group) == (getattr(old, link) in group)
+        assert report.moved[name] == sum(1 for r in before[name].values() if getattr(r, link) in dups)
     assert set(after["customers"]) == set(before["customers"]) - set(dups)
     for id in set(ids) - group:
         assert after["customers"][id] == before["customers"][id]
@@ -153,17 +160,28 @@ def test_merge_moves_every_linked_record_and_nothing_else(crm: CRM, data: st.Dat
 
 
 def _pair(crm: CRM, tenant: str) -> tuple[Customer, Customer]:
-    """A survivor and a duplicate, each with a contact, an interaction, an order, a ticket, a survey."""
+    """A survivor and a duplicate, each with a contact, an interaction, an order, a ticket, a survey,
+    a converted lead, an opportunity and a quote (and an unconverted lead, linked to nobody)."""
     a, b = Customer(name="Ada Lovelace"), Customer(name="A. Lovelace", owner="u1")
-    records: list[Any] = [a, b]
+    records: list[Any] = [a, b, Lead(name="Not yet converted")]
     for c in (a, b):
         ticket = Ticket(customer_id=c.id, subject="Engine jammed")
+        deal = Opportunity(name="Engines", customer_id=c.id, pipeline="sales", stage="proposal")
         records += [
             Contact(customer_id=c.id, name="Assistant"),
             Interaction(customer_id=c.id, occurred_at=T0, channel=InteractionChannel.CALL),
             _order(c.id),
             ticket,
             SatisfactionSurvey(ticket_id=ticket.id, customer_id=c.id, sent_at=T0),
+            Lead(
+                name="Ada",
+                status=LeadStatus.QUALIFIED,
+                converted_at=T0,
+                converted_customer_id=c.id,
+                converted_opportunity_id=deal.id,
+            ),
+            deal,
+            Quote(opportunity_id=deal.id, customer_id=c.id, currency="EUR"),
         ]
     _store(crm, tenant, *records)
     return a, b

@@ -40,6 +40,9 @@ from crmcore.customers.privacy import (
 from crmcore.events import CustomerCreated, CustomerUpdated, EventRedacted
 from crmcore.ids import new_id
 from crmcore.money import Money
+from crmcore.pipeline.lead import Lead, LeadStatus
+from crmcore.pipeline.opportunity import Opportunity
+from crmcore.pipeline.quote import Quote, QuoteLine
 from crmcore.serialization import unstructure
 from crmcore.service import SatisfactionSurvey, Ticket
 from crmcore.storage import MemoryStore
@@ -172,6 +175,26 @@ def _person(crm: CRM, tenant: str, first: str = "Zelda") -> Person:
         _order(customer.id, "19.99", number=f"ZQ-{token}", custom={"gift_note": f"For {surname}"}),
         _order(duplicate.id, "5.00", custom={"ship_to": f"{surname}weg 7"}),
     ]
+    # The duplicate came in as a lead: converted, the lead links to it by converted_customer_id.
+    deal = Opportunity(
+        name=f"Deal with {surname}", customer_id=duplicate.id, pipeline="sales", stage="proposal"
+    )
+    lead = Lead(
+        name=name,
+        email=EmailAddress(address=email_typed),
+        phone=PhoneNumber(number=mobile_typed),
+        status=LeadStatus.QUALIFIED,
+        converted_at=T0,
+        converted_customer_id=duplicate.id,
+        converted_opportunity_id=deal.id,
+    )
+    quote = Quote(
+        opportunity_id=deal.id,
+        customer_id=customer.id,
+        currency="EUR",
+        number=f"QQ-{token}",
+        lines=[QuoteLine(product="Advice", unit_price=Money("100", "EUR"))],
+    )
     events = [
         CustomerCreated(aggregate_id=customer.id, occurred_at=T0, name=name),
         CustomerCreated(aggregate_id=duplicate.id, occurred_at=T0, name=duplicate.name),
@@ -186,6 +209,9 @@ def _person(crm: CRM, tenant: str, first: str = "Zelda") -> Person:
         uow.orders.bulk_add(orders)
         uow.tickets.add(ticket)
         uow.surveys.add(survey)
+        uow.leads.add(lead)
+        uow.opportunities.add(deal)
+        uow.quotes.add(quote)
         uow.record(*events)
         uow.commit()
     with crm.unit_of_work(tenant) as uow:
@@ -204,12 +230,22 @@ def _person(crm: CRM, tenant: str, first: str = "Zelda") -> Person:
         mobile_typed,
         mobile_e164,
         f"ZQ-{token}",
+        f"QQ-{token}",
     )
     return Person(
         customer=report.survivor,
         needles=needles,
         order_totals=tuple(o.total for o in orders),
-        record_ids=(assistant.id, *(t.id for t in touches), *(o.id for o in orders), ticket.id, survey.id),
+        record_ids=(
+            assistant.id,
+            *(t.id for t in touches),
+            *(o.id for o in orders),
+            ticket.id,
+            survey.id,
+            lead.id,
+            deal.id,
+            quote.id,
+        ),
         event_ids=(*(e.event_id for e in events), report.event.event_id),
     )
 
@@ -243,7 +279,16 @@ def test_erasure_leaves_no_personal_data_in_any_table(store: tuple[CRM, Scan]) -
     found = [n for n in person.needles if n.casefold() in haystack]
     assert found == []
     assert other.name.casefold() in haystack and "otto@example.com" in haystack and "keep me" in haystack
-    assert report.deleted == {"customers": 1, "contacts": 1, "interactions": 2, "tickets": 1, "surveys": 1}
+    assert report.deleted == {
+        "customers": 1,
+        "contacts": 1,
+        "interactions": 2,
+        "tickets": 1,
+        "surveys": 1,
+        "leads": 1,
+        "opportunities": 1,
+        "quotes": 1,
+    }
     assert report.anonymized == {"orders": 2}
     assert report.events_redacted == 5 and len(report.merged_ids) == 1
     with crm.unit_of_work(tenant) as uow:
@@ -277,7 +322,9 @@ def test_export_holds_every_stored_record_and_event(store: tuple[CRM, Scan]) -> 
         data = export_customer(uow, person.customer.id, now=now)
         stored = {
             a.attribute: [
-                unstructure(r) for r in uow.repository(a).iter_all() if r.customer_id == person.customer.id
+                unstructure(r)
+                for r in uow.repository(a).iter_all()
+                if getattr(r, str(a.customer_field)) == person.customer.id
             ]
             for a in CUSTOMER_LINKS
         }
@@ -409,7 +456,16 @@ def test_missing_ok_sweeps_records_left_behind(store: tuple[CRM, Scan]) -> None:
             erase_customer(uow, person.customer.id, missing_ok="yes")  # type: ignore[arg-type]
         report = erase_customer(uow, person.customer.id, missing_ok=True)
         uow.commit()
-    assert report.deleted == {"customers": 0, "contacts": 1, "interactions": 0, "tickets": 0, "surveys": 0}
+    assert report.deleted == {
+        "customers": 0,
+        "contacts": 1,
+        "interactions": 0,
+        "tickets": 0,
+        "surveys": 0,
+        "leads": 0,
+        "opportunities": 0,
+        "quotes": 0,
+    }
     assert report.anonymized == {"orders": 0} and report.events_redacted == 1
     assert "Late Quixotica" not in scan()
     with crm.unit_of_work(tenant) as uow:
@@ -429,6 +485,9 @@ def test_anonymizers_decide_what_is_kept() -> None:
             "orders": 2,
             "tickets": 1,
             "surveys": 1,
+            "leads": 1,
+            "opportunities": 1,
+            "quotes": 1,
         }
         assert report.anonymized == {} and uow.orders.count() == 0
 

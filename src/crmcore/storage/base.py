@@ -26,6 +26,9 @@ from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.ids import check_id
 from crmcore.money import check_currency
+from crmcore.pipeline.lead import LEAD_FIELDS, Lead
+from crmcore.pipeline.opportunity import OPPORTUNITY_FIELDS, Opportunity
+from crmcore.pipeline.quote import QUOTE_FIELDS, Quote
 from crmcore.service.ticket import SURVEY_FIELDS, TICKET_FIELDS, SatisfactionSurvey, Ticket
 from crmcore.service.timers import SLA_TIMER_FIELDS, SlaTimer
 from crmcore.validation import utc_datetime
@@ -41,8 +44,11 @@ __all__ = [
     "DEFAULT_TENANT",
     "INTERACTIONS",
     "InteractionRepository",
+    "LEADS",
+    "OPPORTUNITIES",
     "ORDERS",
     "OrderRepository",
+    "QUOTES",
     "Repository",
     "SLA_TIMERS",
     "SURVEYS",
@@ -89,6 +95,12 @@ SLA_TIMERS: Aggregate[SlaTimer] = Aggregate("sla_timer", SlaTimer, SLA_TIMER_FIE
 ASSIGNMENT_QUEUES: Aggregate[QueueState] = Aggregate(
     "assignment_queue", QueueState, QUEUE_STATE_FIELDS, "assignment_queues"
 )
+# A lead belongs to a customer once converted: merge, export and erasure then cover it too.
+LEADS: Aggregate[Lead] = Aggregate("lead", Lead, LEAD_FIELDS, "leads", "converted_customer_id")
+OPPORTUNITIES: Aggregate[Opportunity] = Aggregate(
+    "opportunity", Opportunity, OPPORTUNITY_FIELDS, "opportunities", "customer_id"
+)
+QUOTES: Aggregate[Quote] = Aggregate("quote", Quote, QUOTE_FIELDS, "quotes", "customer_id")
 AGGREGATES: tuple[Aggregate[Any], ...] = (
     CUSTOMERS,
     CONTACTS,
@@ -98,9 +110,13 @@ AGGREGATES: tuple[Aggregate[Any], ...] = (
     SURVEYS,
     SLA_TIMERS,
     ASSIGNMENT_QUEUES,
+    LEADS,
+    OPPORTUNITIES,
+    QUOTES,
 )
 CUSTOMER_LINKS: tuple[Aggregate[Any], ...] = tuple(a for a in AGGREGATES if a.customer_field)
-"""Aggregates that belong to a customer (contacts, interactions, orders, later tickets, deals)."""
+"""Aggregates that belong to a customer (contacts, interactions, orders, tickets, surveys, converted
+leads, opportunities, quotes)."""
 
 
 @attrs.frozen
@@ -576,6 +592,9 @@ class UnitOfWork(abc.ABC):
     surveys: Repository[SatisfactionSurvey]
     sla_timers: Repository[SlaTimer]
     assignment_queues: Repository[QueueState]
+    leads: Repository[Lead]
+    opportunities: Repository[Opportunity]
+    quotes: Repository[Quote]
     validate: Callable[[str, Any, datetime], None] | None = None
     """The host's data rules, ``(aggregate name, object, now)``, raising `ValidationError`.
 

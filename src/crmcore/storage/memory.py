@@ -28,7 +28,10 @@ from crmcore.storage.base import (
     CONTACTS,
     CUSTOMERS,
     INTERACTIONS,
+    LEADS,
+    OPPORTUNITIES,
     ORDERS,
+    QUOTES,
     SLA_TIMERS,
     SURVEYS,
     TICKETS,
@@ -129,6 +132,9 @@ class MemoryUnitOfWork(UnitOfWork):
         self.surveys = MemoryRepository(SURVEYS, self)
         self.sla_timers = MemoryRepository(SLA_TIMERS, self)
         self.assignment_queues = MemoryRepository(ASSIGNMENT_QUEUES, self)
+        self.leads = MemoryRepository(LEADS, self)
+        self.opportunities = MemoryRepository(OPPORTUNITIES, self)
+        self.quotes = MemoryRepository(QUOTES, self)
 
     def _begin(self) -> None:
         self._reset()

@@ -38,6 +38,7 @@ from crmcore.money import Money
 from crmcore.storage.base import DEFAULT_TENANT, UnitOfWork
 from crmcore.testing import strategies as cst
 from crmcore.testing.assignment_contract import AssignmentContract
+from crmcore.testing.pipeline_contract import PipelineContract
 from crmcore.testing.records_contract import RecordsContract
 from crmcore.testing.segments_contract import SegmentsContract
 from crmcore.testing.tickets_contract import TicketsContract
@@ -61,7 +62,7 @@ def _ids(objs: list[Customer]) -> list[str]:
     return [o.id for o in objs]
 
 
-class StoreContract(RecordsContract, SegmentsContract, TicketsContract, AssignmentContract):
+class StoreContract(RecordsContract, SegmentsContract, TicketsContract, AssignmentContract, PipelineContract):
     """Abstract contract tests; subclass and implement `create_crm` (and `dispose_crm` if needed)."""
 
     def create_crm(self) -> CRM:

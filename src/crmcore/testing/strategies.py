@@ -46,6 +46,9 @@ from crmcore.customers.schema import (
 )
 from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, Segment
 from crmcore.money import Money, minor_units
+from crmcore.pipeline.lead import Lead, LeadStatus
+from crmcore.pipeline.opportunity import ForecastCategory, LineItem, Opportunity, StageChange
+from crmcore.pipeline.quote import Quote, QuoteLine
 from crmcore.service.ticket import (
     DEFAULT_STATUSES,
     AuthorRole,
@@ -57,6 +60,7 @@ from crmcore.service.ticket import (
 )
 
 __all__ = [
+    "LEAD_EMAIL_POOL",
     "NOW",
     "TEXT_POOL",
     "aware_datetimes",
@@ -69,9 +73,13 @@ __all__ = [
     "data_rules",
     "interactions",
     "json_values",
+    "leads",
     "money",
+    "opportunities",
     "order_by",
     "orders",
+    "quote_lines",
+    "quotes",
     "segment_money",
     "segments",
     "surveys",
@@ -365,12 +373,178 @@ def surveys(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None)
     return survey
 
 
+LEAD_EMAIL_POOL = ("ada@example.com", "Ada@example.com", "bob@example.org", "BOB@example.org")
+"""Lead emails, in two cases each: stores must answer queries on the address as given."""
+
+
+@st.composite
+def leads(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None) -> Lead:
+    """Leads in every status; disqualified ones with a reason, some qualified ones converted to a
+    customer drawn from ``customer_ids`` (default ``c0``..``c3``)."""
+    status = draw(st.sampled_from(LeadStatus))
+    converted = status is LeadStatus.QUALIFIED and draw(st.booleans())
+    return Lead(
+        name=draw(_texts()),
+        company=draw(st.sampled_from(["", "Acme", "a", "Ä GmbH"])),
+        title=draw(st.sampled_from(["", "CEO", "Buyer"])),
+        email=draw(st.none() | st.builds(EmailAddress, address=st.sampled_from(LEAD_EMAIL_POOL))),
+        phone=draw(
+            st.none()
+            | st.builds(
+                PhoneNumber, number=st.sampled_from(PHONE_POOL), extension=st.sampled_from(["", "12"])
+            )
+        ),
+        source=draw(st.sampled_from(["", "web", "referral", "event"])),
+        campaign=draw(st.none() | st.sampled_from(["spring", "a"])),
+        industry=draw(st.sampled_from(["", "software", "retail"])),
+        company_size=draw(st.none() | st.sampled_from([1, 2, 3, 50, 10_000])),
+        country=draw(st.none() | st.sampled_from(["DE", "FR", "US"])),
+        region=draw(st.sampled_from(["", "emea", "amer"])),
+        status=status,
+        disqualified_reason="no budget" if status is LeadStatus.DISQUALIFIED else "",
+        owner=draw(st.none() | st.sampled_from(["u1", "u2"])),
+        assigned_at=draw(st.none() | aware_datetimes()),
+        last_touched_at=draw(st.none() | aware_datetimes()),
+        tags=draw(st.lists(st.sampled_from(_TAGS), max_size=3)),
+        converted_at=draw(aware_datetimes()) if converted else None,
+        converted_customer_id=draw(_ids("c", 4) if customer_ids is None else customer_ids)
+        if converted
+        else None,
+        converted_contact_id=draw(st.none() | _ids("p", 3)) if converted else None,
+        converted_opportunity_id=draw(st.none() | _ids("o", 3)) if converted else None,
+        custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
+        created_at=draw(aware_datetimes()),
+        updated_at=draw(aware_datetimes()),
+    )
+
+
+_STAGES = ("prospect", "proposal", "negotiation", "won", "lost")
+
+
+@st.composite
+def opportunities(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None) -> Opportunity:
+    """Opportunities with a consistent stage history (each change follows the last, in time order),
+    line items in the amount's currency, open, won or lost."""
+    currency = draw(st.sampled_from(_CURRENCIES))
+    scale = 0 if currency == "JPY" else 2
+    prices = st.integers(0, 100_000).map(lambda n: Money(Decimal(n).scaleb(-scale), currency))
+    items = draw(
+        st.lists(
+            st.builds(
+                LineItem,
+                product=st.sampled_from(["Widget", "Service plan"]),
+                quantity=st.sampled_from([Decimal(1), Decimal(3), Decimal("0.5")]),
+                unit_price=prices,
+            ),
+            max_size=3,
+        )
+    )
+    amount = draw(
+        st.none()
+        | st.integers(0, 10**11).map(lambda n: Money(Decimal(n).scaleb(-2), currency))
+        | st.sampled_from([Money("100", currency), Money("1.5", currency), Money("0", currency)])
+    )
+    if amount is None and items:
+        amount = draw(st.none() | st.just(Money("0", currency)))
+    at = draw(aware_datetimes())
+    stage = draw(st.sampled_from(_STAGES))
+    history: list[StageChange] = []
+    for to in draw(st.lists(st.sampled_from(_STAGES), max_size=4)):
+        step = timedelta(minutes=draw(st.sampled_from([0, 5, 60 * 24 * 3])))
+        history.append(
+            StageChange(
+                at=at + step,
+                from_stage=stage,
+                to_stage=to,
+                time_in_stage=step,
+                by=draw(st.none() | st.sampled_from(["u1", "u2"])),
+            )
+        )
+        at, stage = at + step, to
+    won = draw(st.none() | st.booleans())
+    return Opportunity(
+        name=draw(_texts()),
+        customer_id=draw(_ids("c", 4) if customer_ids is None else customer_ids),
+        pipeline=draw(st.sampled_from(["sales", "renewals"])),
+        stage=stage,
+        amount=amount,
+        close_date=draw(st.none() | dates()),
+        owner=draw(st.none() | st.sampled_from(["u1", "u2"])),
+        contact_id=draw(st.none() | _ids("p", 3)),
+        lead_id=draw(st.none() | _ids("l", 3)),
+        probability=draw(st.sampled_from([0, 1, 3, 10, 50, 100])),
+        forecast_category=draw(st.sampled_from(ForecastCategory)),
+        next_step=draw(st.sampled_from(["", "call back"])),
+        lost_reason="price" if won is False else draw(st.sampled_from(["", "timing"])),
+        source=draw(st.sampled_from(["", "web"])),
+        line_items=items,
+        stage_history=history,
+        stage_entered_at=at if history else draw(st.none() | st.just(at)),
+        closed_at=None if won is None else at,
+        won=won,
+        tags=draw(st.lists(st.sampled_from(_TAGS), max_size=3)),
+        custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
+        created_at=draw(aware_datetimes()),
+        updated_at=draw(aware_datetimes()),
+    )
+
+
+def quote_lines(currency: str) -> st.SearchStrategy[QuoteLine]:
+    """Quote lines in ``currency``: prices finer than minor units, fractional quantities and
+    percentages, so every rounding path is met."""
+    return st.builds(
+        QuoteLine,
+        product=st.sampled_from(["Widget", "Service plan"]),
+        quantity=st.sampled_from([Decimal(1), Decimal(3), Decimal("0.5"), Decimal("2.25")])
+        | st.integers(1, 10_000).map(Decimal),
+        unit_price=st.integers(0, 10**9).map(lambda n: Money(Decimal(n).scaleb(-3), currency)),
+        discount_percent=st.sampled_from([Decimal(0), Decimal(100), Decimal("12.5")])
+        | st.integers(0, 10_000).map(lambda n: Decimal(n).scaleb(-2)),
+        tax_rate=st.sampled_from([Decimal(0), Decimal(7), Decimal(19), Decimal("8.1"), Decimal(100)]),
+    )
+
+
+@st.composite
+def quotes(draw: st.DrawFn, customer_ids: st.SearchStrategy[str] | None = None) -> Quote:
+    """Quotes in one currency each, taken through random transitions (so times come from the
+    model's own methods)."""
+    currency = draw(st.sampled_from((*_CURRENCIES, "KWD")))
+    expires_on = draw(st.none() | dates())
+    quote = Quote(
+        opportunity_id=draw(_ids("o", 3)),
+        customer_id=draw(_ids("c", 4) if customer_ids is None else customer_ids),
+        currency=currency,
+        number=draw(st.sampled_from(["", "Q-1", "Q-2"])),
+        lines=draw(st.lists(quote_lines(currency), min_size=1, max_size=4)),
+        expires_on=expires_on,
+        custom=draw(st.dictionaries(st.sampled_from(_CUSTOM_KEYS), custom_values(), max_size=2)),
+        created_at=draw(aware_datetimes()),
+        updated_at=draw(aware_datetimes()),
+    )
+    sent = draw(aware_datetimes())
+    if expires_on is not None and sent.date() > expires_on:
+        return quote
+    outcome = draw(st.sampled_from(["draft", "sent", "accepted", "rejected", "expired"]))
+    if outcome == "draft":
+        return quote
+    quote = quote.send(sent)
+    later = sent + timedelta(hours=draw(st.integers(0, 24 * 60)))
+    if outcome == "accepted" and (expires_on is None or later.date() <= expires_on):
+        return quote.accept(later)
+    if outcome == "rejected":
+        return quote.reject(later, draw(st.sampled_from(["", "too expensive"])))
+    if outcome == "expired" and expires_on is not None and later.date() > expires_on:
+        return quote.expire(later)
+    return quote
+
+
 _VALUES: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.TEXT: _texts(),
     FieldType.INTEGER: st.integers(0, 3),
     FieldType.DATETIME: aware_datetimes(),
     FieldType.DATE: dates(),
     FieldType.MONEY: money(),
+    FieldType.BOOLEAN: st.booleans(),
 }
 _SCALAR_JSON: st.SearchStrategy[Any] = st.sampled_from(
     [0, 1, 3, -2.5, 2.5, 10, "a", "b", "ab", "B", True, False]

@@ -17,6 +17,9 @@ from crmcore.customers.customer import Customer, CustomerKind, LifecycleStage
 from crmcore.customers.interaction import Direction, Interaction, InteractionChannel
 from crmcore.customers.order import Order, OrderLine, OrderStatus, SalesChannel
 from crmcore.money import Money, minor_units
+from crmcore.pipeline.lead import Lead, LeadStatus
+from crmcore.pipeline.opportunity import ForecastCategory, LineItem, Opportunity, StageChange
+from crmcore.pipeline.quote import Quote, QuoteLine, QuoteStatus
 from crmcore.serialization import structure, unstructure
 from crmcore.service.ticket import (
     Comment,
@@ -33,7 +36,10 @@ from crmcore.storage.base import (
     CONTACTS,
     CUSTOMERS,
     INTERACTIONS,
+    LEADS,
+    OPPORTUNITIES,
     ORDERS,
+    QUOTES,
     SLA_TIMERS,
     SURVEYS,
     TICKETS,
@@ -48,8 +54,11 @@ __all__ = [
     "CONTACT_MAPPING",
     "CUSTOMER_MAPPING",
     "INTERACTION_MAPPING",
+    "LEAD_MAPPING",
     "MAPPINGS",
+    "OPPORTUNITY_MAPPING",
     "ORDER_MAPPING",
+    "QUOTE_MAPPING",
     "SLA_TIMER_MAPPING",
     "SURVEY_MAPPING",
     "SqlMapping",
@@ -668,6 +677,303 @@ ASSIGNMENT_QUEUE_MAPPING: SqlMapping[QueueState] = SqlMapping(
     ),
 )
 
+_LEAD_COLUMNS = (
+    "id",
+    "version",
+    "name",
+    "company",
+    "title",
+    "source",
+    "campaign",
+    "industry",
+    "company_size",
+    "country",
+    "region",
+    "disqualified_reason",
+    "owner",
+    "assigned_at",
+    "last_touched_at",
+    "converted_at",
+    "converted_customer_id",
+    "converted_contact_id",
+    "converted_opportunity_id",
+    "custom",
+    "created_at",
+    "updated_at",
+)
+
+
+def lead_to_row(lead: Lead, tenant: str) -> dict[str, Any]:
+    """Column values for a lead; email and phone (with their labels) also go to one JSON column.
+
+    ``email`` holds the address as given, so conditions on it answer as in Python;
+    ``email_folded`` holds it casefolded, for case-insensitive lookups by index.
+    """
+    row = {name: getattr(lead, name) for name in _LEAD_COLUMNS}
+    email, phone = lead.email, lead.phone
+    row.update(
+        tenant_id=tenant,
+        status=lead.status.value,
+        email=None if email is None else email.address,
+        email_folded=None if email is None else email.address.casefold(),
+        phone=None if phone is None else phone.number,
+        contact_points={
+            "email": None if email is None else _values(email, _EMAIL),
+            "phone": None if phone is None else _values(phone, _PHONE),
+        },
+        tags=list(lead.tags),
+    )
+    return row
+
+
+_LEAD_STATUSES = {s.value: s for s in LeadStatus}
+
+
+def leads_from_rows(rows: Sequence[Row[Any]]) -> list[Lead]:
+    """Leads from rows of `tables.leads`."""
+    with trusted():
+        out: list[Lead] = []
+        for r in rows:
+            points = r.contact_points
+            email, phone = points.get("email"), points.get("phone")
+            out.append(
+                Lead(
+                    status=_LEAD_STATUSES[r.status],
+                    email=None if email is None else EmailAddress(**email),
+                    phone=None if phone is None else PhoneNumber(**phone),
+                    tags=tuple(r.tags),
+                    **{name: getattr(r, name) for name in _LEAD_COLUMNS},
+                )
+            )
+        return out
+
+
+_OPPORTUNITY_COLUMNS = (
+    "id",
+    "version",
+    "name",
+    "customer_id",
+    "pipeline",
+    "stage",
+    "close_date",
+    "owner",
+    "contact_id",
+    "lead_id",
+    "probability",
+    "next_step",
+    "lost_reason",
+    "source",
+    "stage_entered_at",
+    "closed_at",
+    "won",
+    "custom",
+    "created_at",
+    "updated_at",
+)
+
+
+def opportunity_to_row(o: Opportunity, tenant: str) -> dict[str, Any]:
+    """Column values for an opportunity; the amount exactly as given, line items and history as JSON."""
+    row = {name: getattr(o, name) for name in _OPPORTUNITY_COLUMNS}
+    amount = o.amount
+    row.update(
+        tenant_id=tenant,
+        amount=None if amount is None else amount.amount,
+        currency=None if amount is None else amount.currency,
+        forecast_category=o.forecast_category.value,
+        line_items=unstructure(list(o.line_items)),
+        stage_history=unstructure(list(o.stage_history)),
+        tags=list(o.tags),
+    )
+    return row
+
+
+_FORECAST = {f.value: f for f in ForecastCategory}
+
+
+def opportunities_from_rows(rows: Sequence[Row[Any]]) -> list[Opportunity]:
+    """Opportunities from rows of `tables.opportunities`."""
+    with trusted():
+        return [
+            Opportunity(
+                amount=None if r.amount is None else _trusted_money(r.amount, r.currency),
+                forecast_category=_FORECAST[r.forecast_category],
+                line_items=structure(r.line_items, tuple[LineItem, ...]) if r.line_items else (),
+                stage_history=structure(r.stage_history, tuple[StageChange, ...]) if r.stage_history else (),
+                tags=tuple(r.tags),
+                **{name: getattr(r, name) for name in _OPPORTUNITY_COLUMNS},
+            )
+            for r in rows
+        ]
+
+
+_QUOTE_COLUMNS = (
+    "id",
+    "version",
+    "number",
+    "customer_id",
+    "opportunity_id",
+    "currency",
+    "expires_on",
+    "sent_at",
+    "accepted_at",
+    "rejected_at",
+    "rejection_reason",
+    "expired_at",
+    "custom",
+    "created_at",
+    "updated_at",
+)
+
+
+def _quote_line_data(line: QuoteLine) -> dict[str, Any]:
+    return {
+        "product": line.product,
+        "quantity": str(line.quantity),
+        "unit_price": str(line.unit_price.amount),
+        "discount_percent": str(line.discount_percent),
+        "tax_rate": str(line.tax_rate),
+    }
+
+
+def _quote_line(data: dict[str, Any], currency: str) -> QuoteLine:
+    return QuoteLine(
+        product=data["product"],
+        quantity=Decimal(data["quantity"]),
+        unit_price=_trusted_money(Decimal(data["unit_price"]), currency),
+        discount_percent=Decimal(data["discount_percent"]),
+        tax_rate=Decimal(data["tax_rate"]),
+    )
+
+
+def quote_to_row(q: Quote, tenant: str) -> dict[str, Any]:
+    """Column values for a quote; the total is stored twice: exact decimal and minor units."""
+    row = {name: getattr(q, name) for name in _QUOTE_COLUMNS}
+    total = q.total
+    row.update(
+        tenant_id=tenant,
+        status=q.status.value,
+        total_amount=total.amount,
+        total_minor=int(total.amount.scaleb(minor_units(q.currency))),
+        lines=[_quote_line_data(line) for line in q.lines],
+    )
+    return row
+
+
+_QUOTE_STATUSES = {s.value: s for s in QuoteStatus}
+
+
+def quotes_from_rows(rows: Sequence[Row[Any]]) -> list[Quote]:
+    """Quotes from rows of `tables.quotes` (lines' prices are in the quote's currency)."""
+    with trusted():
+        return [
+            Quote(
+                status=_QUOTE_STATUSES[r.status],
+                lines=tuple([_quote_line(line, r.currency) for line in r.lines]),
+                **{name: getattr(r, name) for name in _QUOTE_COLUMNS},
+            )
+            for r in rows
+        ]
+
+
+_l = tables.leads.c
+LEAD_MAPPING: SqlMapping[Lead] = SqlMapping(
+    LEADS,
+    tables.leads,
+    lead_to_row,
+    leads_from_rows,
+    SqlFields(
+        LEADS.fields,
+        columns=_columns(
+            tables.leads,
+            (
+                "name",
+                "company",
+                "title",
+                "email",
+                "email_folded",
+                "phone",
+                "source",
+                "campaign",
+                "industry",
+                "company_size",
+                "country",
+                "region",
+                "status",
+                "owner",
+                "assigned_at",
+                "last_touched_at",
+                "tags",
+                "converted_at",
+                "converted_customer_id",
+                *_STAMPS,
+            ),
+        ),
+        json={"custom": _l.custom},
+    ),
+)
+_op = tables.opportunities.c
+OPPORTUNITY_MAPPING: SqlMapping[Opportunity] = SqlMapping(
+    OPPORTUNITIES,
+    tables.opportunities,
+    opportunity_to_row,
+    opportunities_from_rows,
+    SqlFields(
+        OPPORTUNITIES.fields,
+        columns=_columns(
+            tables.opportunities,
+            (
+                "name",
+                "customer_id",
+                "pipeline",
+                "stage",
+                "close_date",
+                "owner",
+                "contact_id",
+                "lead_id",
+                "probability",
+                "forecast_category",
+                "source",
+                "stage_entered_at",
+                "closed_at",
+                "won",
+                "tags",
+                *_STAMPS,
+            ),
+        ),
+        money={"amount": (_op.amount, _op.currency)},
+        json={"custom": _op.custom},
+    ),
+)
+_q = tables.quotes.c
+QUOTE_MAPPING: SqlMapping[Quote] = SqlMapping(
+    QUOTES,
+    tables.quotes,
+    quote_to_row,
+    quotes_from_rows,
+    SqlFields(
+        QUOTES.fields,
+        columns=_columns(
+            tables.quotes,
+            (
+                "number",
+                "customer_id",
+                "opportunity_id",
+                "status",
+                "currency",
+                "expires_on",
+                "sent_at",
+                "accepted_at",
+                "rejected_at",
+                "expired_at",
+                *_STAMPS,
+            ),
+        ),
+        minor_money={"total": (_q.total_minor, _q.currency)},
+        json={"custom": _q.custom},
+    ),
+)
+
 MAPPINGS: dict[str, SqlMapping[Any]] = {
     m.aggregate.name: m
     for m in (
@@ -679,5 +985,8 @@ MAPPINGS: dict[str, SqlMapping[Any]] = {
         SURVEY_MAPPING,
         SLA_TIMER_MAPPING,
         ASSIGNMENT_QUEUE_MAPPING,
+        LEAD_MAPPING,
+        OPPORTUNITY_MAPPING,
+        QUOTE_MAPPING,
     )
 }

@@ -65,7 +65,10 @@ from crmcore.storage.sql.mapping import (
     CONTACT_MAPPING,
     CUSTOMER_MAPPING,
     INTERACTION_MAPPING,
+    LEAD_MAPPING,
+    OPPORTUNITY_MAPPING,
     ORDER_MAPPING,
+    QUOTE_MAPPING,
     SLA_TIMER_MAPPING,
     SURVEY_MAPPING,
     TICKET_MAPPING,
@@ -235,6 +238,9 @@ class SqlUnitOfWork(UnitOfWork):
         self.surveys = SqlRepository(SURVEY_MAPPING, self)
         self.sla_timers = SqlRepository(SLA_TIMER_MAPPING, self)
         self.assignment_queues = SqlRepository(ASSIGNMENT_QUEUE_MAPPING, self)
+        self.leads = SqlRepository(LEAD_MAPPING, self)
+        self.opportunities = SqlRepository(OPPORTUNITY_MAPPING, self)
+        self.quotes = SqlRepository(QUOTE_MAPPING, self)
         self._holds_exclusive = False
 
     def _begin(self) -> None:

@@ -1,7 +1,7 @@
 """crmcore's tables as of its first release.
 
-Tables: crm_assignment_queues, crm_contacts, crm_customers, crm_interactions, crm_orders, crm_outbox,
-crm_sla_timers, crm_surveys, crm_tickets.
+Tables: crm_assignment_queues, crm_contacts, crm_customers, crm_interactions, crm_leads,
+crm_opportunities, crm_orders, crm_outbox, crm_quotes, crm_sla_timers, crm_surveys, crm_tickets.
 
 Revision ID: 0001
 Revises: (none)
@@ -251,9 +251,159 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_assignment_queues")),
     )
 
+    op.create_table(
+        "crm_leads",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", crm_types.Text(300), nullable=False),
+        sa.Column("company", crm_types.Text(300), nullable=False),
+        sa.Column("title", crm_types.Text(200), nullable=False),
+        sa.Column("email", crm_types.Text(254), nullable=True, comment="the address as given, for queries"),
+        sa.Column(
+            "email_folded",
+            crm_types.Text(254),
+            nullable=True,
+            comment="the address casefolded, for case-insensitive lookups",
+        ),
+        sa.Column("phone", crm_types.Text(20), nullable=True, comment="E.164"),
+        sa.Column(
+            "contact_points", crm_types.JsonDocument, nullable=False, comment="email and phone with labels"
+        ),
+        sa.Column("source", crm_types.Text(100), nullable=False),
+        sa.Column("campaign", crm_types.Text(100), nullable=True),
+        sa.Column("industry", crm_types.Text(100), nullable=False),
+        sa.Column("company_size", sa.Integer(), nullable=True),
+        sa.Column("country", crm_types.Text(2), nullable=True),
+        sa.Column("region", crm_types.Text(100), nullable=False),
+        sa.Column("status", crm_types.Text(20), nullable=False),
+        sa.Column("disqualified_reason", crm_types.Text(500), nullable=False),
+        sa.Column("owner", crm_types.Text(64), nullable=True),
+        sa.Column("assigned_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column(
+            "last_touched_at",
+            crm_types.UtcDateTime(),
+            nullable=True,
+            comment="reassignment rules look for untouched leads",
+        ),
+        sa.Column("tags", crm_types.JsonDocument, nullable=False),
+        sa.Column("converted_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column(
+            "converted_customer_id",
+            crm_types.Text(64),
+            nullable=True,
+            comment="the customer link (merge, export, erasure)",
+        ),
+        sa.Column("converted_contact_id", crm_types.Text(64), nullable=True),
+        sa.Column("converted_opportunity_id", crm_types.Text(64), nullable=True),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_leads")),
+    )
+    op.create_index(
+        op.f("ix_crm_leads_tenant_id_converted_customer_id"),
+        "crm_leads",
+        ["tenant_id", "converted_customer_id"],
+    )
+    op.create_index(op.f("ix_crm_leads_tenant_id_created_at"), "crm_leads", ["tenant_id", "created_at"])
+    op.create_index(op.f("ix_crm_leads_tenant_id_email_folded"), "crm_leads", ["tenant_id", "email_folded"])
+    op.create_index(
+        op.f("ix_crm_leads_tenant_id_last_touched_at"), "crm_leads", ["tenant_id", "last_touched_at"]
+    )
+    op.create_index(op.f("ix_crm_leads_tenant_id_owner"), "crm_leads", ["tenant_id", "owner"])
+    op.create_index(op.f("ix_crm_leads_tenant_id_status"), "crm_leads", ["tenant_id", "status"])
+    op.create_table(
+        "crm_opportunities",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", crm_types.Text(300), nullable=False),
+        sa.Column("customer_id", crm_types.Text(64), nullable=False),
+        sa.Column("pipeline", crm_types.Text(100), nullable=False),
+        sa.Column("stage", crm_types.Text(100), nullable=False),
+        sa.Column("amount", crm_types.ExactDecimal(), nullable=True, comment="exact, as given (not rounded)"),
+        sa.Column("currency", crm_types.Text(3), nullable=True, comment="the amount's currency"),
+        sa.Column("close_date", sa.Date(), nullable=True),
+        sa.Column("owner", crm_types.Text(64), nullable=True),
+        sa.Column("contact_id", crm_types.Text(64), nullable=True),
+        sa.Column("lead_id", crm_types.Text(64), nullable=True),
+        sa.Column("probability", sa.Integer(), nullable=False),
+        sa.Column("forecast_category", crm_types.Text(20), nullable=False),
+        sa.Column("next_step", crm_types.Text(500), nullable=False),
+        sa.Column("lost_reason", crm_types.Text(500), nullable=False),
+        sa.Column("source", crm_types.Text(100), nullable=False),
+        sa.Column("line_items", crm_types.JsonDocument, nullable=False),
+        sa.Column(
+            "stage_history",
+            crm_types.JsonDocument,
+            nullable=False,
+            comment="every stage change, for velocity",
+        ),
+        sa.Column("stage_entered_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("closed_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("won", sa.Boolean(), nullable=True, comment="true won, false lost, null open"),
+        sa.Column("tags", crm_types.JsonDocument, nullable=False),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_opportunities")),
+    )
+    op.create_index(
+        op.f("ix_crm_opportunities_tenant_id_close_date"), "crm_opportunities", ["tenant_id", "close_date"]
+    )
+    op.create_index(
+        op.f("ix_crm_opportunities_tenant_id_closed_at"), "crm_opportunities", ["tenant_id", "closed_at"]
+    )
+    op.create_index(
+        op.f("ix_crm_opportunities_tenant_id_customer_id"), "crm_opportunities", ["tenant_id", "customer_id"]
+    )
+    op.create_index(op.f("ix_crm_opportunities_tenant_id_owner"), "crm_opportunities", ["tenant_id", "owner"])
+    op.create_index(
+        op.f("ix_crm_opportunities_tenant_id_pipeline_stage"),
+        "crm_opportunities",
+        ["tenant_id", "pipeline", "stage"],
+    )
+    op.create_table(
+        "crm_quotes",
+        sa.Column("tenant_id", crm_types.Text(64), nullable=False),
+        sa.Column("id", crm_types.Text(64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("number", crm_types.Text(64), nullable=False),
+        sa.Column("customer_id", crm_types.Text(64), nullable=False),
+        sa.Column("opportunity_id", crm_types.Text(64), nullable=False),
+        sa.Column("status", crm_types.Text(20), nullable=False),
+        sa.Column("currency", crm_types.Text(3), nullable=False),
+        sa.Column("total_amount", crm_types.ExactDecimal(), nullable=False, comment="derived from the lines"),
+        sa.Column(
+            "total_minor", sa.BigInteger(), nullable=False, comment="total in minor units: exact comparisons"
+        ),
+        sa.Column("expires_on", sa.Date(), nullable=True),
+        sa.Column("sent_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("accepted_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("rejected_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("rejection_reason", crm_types.Text(500), nullable=False),
+        sa.Column("expired_at", crm_types.UtcDateTime(), nullable=True),
+        sa.Column("lines", crm_types.JsonDocument, nullable=False),
+        sa.Column("custom", crm_types.JsonDocument, nullable=False),
+        sa.Column("created_at", crm_types.UtcDateTime(), nullable=False),
+        sa.Column("updated_at", crm_types.UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_crm_quotes")),
+    )
+    op.create_index(op.f("ix_crm_quotes_tenant_id_customer_id"), "crm_quotes", ["tenant_id", "customer_id"])
+    op.create_index(
+        op.f("ix_crm_quotes_tenant_id_opportunity_id"), "crm_quotes", ["tenant_id", "opportunity_id"]
+    )
+    op.create_index(
+        op.f("ix_crm_quotes_tenant_id_status_expires_on"), "crm_quotes", ["tenant_id", "status", "expires_on"]
+    )
+
 
 def downgrade() -> None:
     """Drop every table, with all data."""
+    op.drop_table("crm_quotes")
+    op.drop_table("crm_opportunities")
+    op.drop_table("crm_leads")
     op.drop_table("crm_sla_timers")
     op.drop_table("crm_assignment_queues")
     op.drop_table("crm_tickets")
