@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 import crmcore
 from crmcore import CRM, ConcurrencyError, Field, FixedClock, Money, NotFound, ValidationError
 from crmcore._demo_customers import duplicates_section, history_section, segments_section, view_section
+from crmcore._demo_service import service_desk_section, service_metrics_section
 from crmcore._report import Report, day, money, n, short, timed
 from crmcore.conditions import Condition
 from crmcore.customers import Customer
@@ -163,6 +164,8 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
         view_section(crm, tenant, report)
         segments_section(crm, tenant, report)
         duplicates_section(crm, tenant, options.seed, report)
+        service_desk_section(crm, tenant, options.seed, clock, report)
+        service_metrics_section(crm, tenant, report)
         _next_steps(crm, options, report)
 
 

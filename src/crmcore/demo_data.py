@@ -6,9 +6,11 @@ seed gives the same customers on every machine and every run.
 
 from __future__ import annotations
 
+import enum
+import math
 import random
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -33,6 +35,15 @@ from crmcore.customers import (
 )
 from crmcore.ids import ulid
 from crmcore.money import Money, minor_units
+from crmcore.service.calendar import BusinessCalendar, HolidayRule, Weekday, WorkingHours
+from crmcore.service.ticket import (
+    AuthorRole,
+    SatisfactionSurvey,
+    Ticket,
+    TicketChannel,
+    TicketPriority,
+    TicketType,
+)
 
 __all__ = [
     "COUNTRIES",
@@ -42,9 +53,14 @@ __all__ = [
     "INDUSTRIES",
     "PRODUCTS",
     "SALES_REPS",
+    "SUPPORT_HOURS",
+    "StepKind",
     "TIERS",
+    "TicketFlow",
+    "TicketStep",
     "generate_customers",
     "generate_history",
+    "generate_tickets",
     "seed_duplicates",
     "seeded_id",
 ]
@@ -752,3 +768,263 @@ def seed_duplicates(
         )
         pairs.append((original, copy))
     return pairs
+
+
+SUPPORT_HOURS = BusinessCalendar(
+    timezone="Europe/Berlin",
+    hours=tuple(
+        WorkingHours(weekday=day, start="09:00", end="18:00")
+        for day in (Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY)
+    ),
+    holidays=(HolidayRule(country="DE", subdivision="BE"),),
+)
+"""When the demo's support agents work: 09:00-18:00 in Berlin on weekdays, Berlin's public holidays off."""
+
+
+class StepKind(enum.Enum):
+    """One thing that happens to a ticket after it arrives (see `TicketStep`)."""
+
+    NOTE = "note"
+    """An agent's internal note."""
+    REPLY = "reply"
+    """An agent's public reply; a new ticket becomes open."""
+    ASK = "ask"
+    """An agent's public question; the ticket waits on the customer (pending)."""
+    CUSTOMER = "customer"
+    """The customer writes; a pending or solved ticket opens again."""
+    SOLVE = "solve"
+    """An agent solves the ticket."""
+    SURVEY = "survey"
+    """A satisfaction survey is sent (a `SatisfactionSurvey` with ``survey_id``)."""
+    ANSWER = "answer"
+    """The customer answers the survey with ``score``."""
+
+
+@attrs.frozen(kw_only=True)
+class TicketStep:
+    """What happens to a ticket at ``at``; the agent is whoever holds the ticket by then."""
+
+    at: datetime
+    kind: StepKind
+    id: str
+    """The comment's id (a seeded ULID), or the survey's for `SURVEY` and `ANSWER` steps."""
+    body: str = ""
+    score: int | None = None
+
+    def apply(self, ticket: Ticket, agent: str) -> Ticket:
+        """``ticket`` after this step, ``agent`` writing for support (survey steps change nothing)."""
+        kind, at = self.kind, self.at
+        if kind is StepKind.CUSTOMER:
+            ticket = ticket.add_comment(
+                ticket.customer_id, self.body, at, role=AuthorRole.CUSTOMER, id=self.id
+            )
+            return ticket.change_status("open", at) if ticket.status in ("pending", "solved") else ticket
+        if kind is StepKind.NOTE:
+            return ticket.add_comment(agent, self.body, at, public=False, id=self.id)
+        if kind in (StepKind.REPLY, StepKind.ASK, StepKind.SOLVE):
+            ticket = ticket.add_comment(agent, self.body, at, id=self.id)
+            status = {StepKind.REPLY: "open", StepKind.ASK: "pending", StepKind.SOLVE: "solved"}[kind]
+            if kind is StepKind.REPLY and ticket.status != "new":
+                return ticket
+            return ticket.change_status(status, at, by=agent)
+        return ticket
+
+    def survey(self, ticket: Ticket) -> SatisfactionSurvey:
+        """The survey a `SURVEY` step sends about ``ticket``."""
+        return SatisfactionSurvey(
+            id=self.id,
+            ticket_id=ticket.id,
+            customer_id=ticket.customer_id,
+            sent_at=self.at,
+            created_at=self.at,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class TicketFlow:
+    """A ticket as it arrives (new, unassigned) and what will happen to it, in time order.
+
+    Steps may lie after the generator's ``end``: tickets still open then are the backlog.
+    """
+
+    ticket: Ticket
+    steps: tuple[TicketStep, ...]
+    vip: bool
+
+
+_TICKET_TOPICS: tuple[tuple[TicketType, str, str, int], ...] = (
+    # (type, subject, team, weight)
+    (TicketType.QUESTION, "How do I export my contacts?", "support", 8),
+    (TicketType.QUESTION, "Can we switch plans mid-month?", "billing", 5),
+    (TicketType.QUESTION, "Where do I find the API key?", "support", 6),
+    (TicketType.QUESTION, "Do you support single sign-on?", "support", 4),
+    (TicketType.QUESTION, "How do I add a teammate?", "support", 6),
+    (TicketType.INCIDENT, "Cannot log in since this morning", "support", 6),
+    (TicketType.INCIDENT, "Sync stopped working", "support", 5),
+    (TicketType.INCIDENT, "Emails are not being sent", "support", 4),
+    (TicketType.INCIDENT, "Dashboard shows error 500", "support", 4),
+    (TicketType.INCIDENT, "Charged twice this month", "billing", 3),
+    (TicketType.PROBLEM, "Imports over 10 MB time out", "support", 2),
+    (TicketType.TASK, "Please update our billing address", "billing", 4),
+    (TicketType.TASK, "Send a copy of the last invoice", "billing", 4),
+    (TicketType.TASK, "Remove the extra seats", "billing", 3),
+    (TicketType.TASK, "Add a second admin to our account", "support", 3),
+)
+_TICKET_CHANNELS = (
+    (TicketChannel.EMAIL, 40),
+    (TicketChannel.WEB_FORM, 25),
+    (TicketChannel.CHAT, 15),
+    (TicketChannel.PHONE, 14),
+    (TicketChannel.SOCIAL, 6),
+)
+_PRIORITY_WEIGHTS = {  # low, normal, high, urgent
+    TicketType.QUESTION: (25, 65, 9, 1),
+    TicketType.TASK: (30, 60, 9, 1),
+    TicketType.INCIDENT: (3, 45, 38, 14),
+    TicketType.PROBLEM: (5, 45, 40, 10),
+}
+_FIRST_REPLY_HOURS = {  # median working hours until the first public reply
+    TicketPriority.LOW: 3.5,
+    TicketPriority.NORMAL: 1.8,
+    TicketPriority.HIGH: 0.9,
+    TicketPriority.URGENT: 0.3,
+}
+_HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 10, 9, 8, 9, 9, 8, 7, 5, 4, 3, 3, 2, 2, 1)
+"""Arrivals per hour of the day (UTC), relative: busy in European office hours."""
+_WEEKDAY_WEIGHTS = (10, 10, 9, 9, 8, 3, 2)
+
+
+def _working(after: datetime, hours: float, urgent: bool, office: BusinessCalendar) -> datetime:
+    """``hours`` of agent time after ``after``: round the clock for urgent tickets, else office hours."""
+    delay = timedelta(minutes=max(1, round(hours * 60)))
+    return (after + delay if urgent else office.add(after, delay)).replace(microsecond=0)
+
+
+def _arrivals(rng: random.Random, count: int, start: datetime, end: datetime) -> list[datetime]:
+    days = [start.date() + timedelta(days=i) for i in range((end - start).days + 1)]
+    day_weights = [_WEEKDAY_WEIGHTS[d.weekday()] for d in days]
+    out: list[datetime] = []
+    while len(out) < count:
+        day = rng.choices(days, day_weights)[0]
+        hour = rng.choices(range(24), _HOUR_WEIGHTS)[0]
+        at = datetime(day.year, day.month, day.day, hour, tzinfo=UTC) + timedelta(seconds=rng.randrange(3600))
+        if start <= at < end:
+            out.append(at)
+    return sorted(out)
+
+
+def generate_tickets(
+    customers: Sequence[Customer],
+    count: int,
+    *,
+    seed: int = 42,
+    start: datetime = DEMO_NOW - timedelta(weeks=6),
+    end: datetime = DEMO_NOW,
+    office: BusinessCalendar = SUPPORT_HOURS,
+) -> tuple[TicketFlow, ...]:
+    """``count`` support tickets arriving in ``[start, end)``, each with its timed steps; reproducible.
+
+    Customers who joined before ``start`` write in, VIPs (tag ``vip``) three times as often. Arrivals
+    follow the working week and day. Agents reply in ``office``'s business hours (urgent tickets
+    around the clock), after a delay drawn per ticket (log-normal around a median per priority,
+    faster for VIPs and chats, so some miss their targets); they may leave an internal note first,
+    ask the customer for details (the ticket waits, pending, until the customer answers; it is
+    solved after a week without an answer), or get a follow-up ("any news?") before they answer.
+    Most tickets are solved; some are reopened by the customer and solved again; most solved ones
+    get a survey, which about a third of customers answer (scores fall with slow or reopened tickets).
+    """
+    rng = random.Random(f"tickets-{seed}")
+    eligible = [c for c in customers if c.created_at is None or c.created_at < start]
+    if not eligible or count < 1:
+        return ()
+    weights = [3 if "vip" in c.tags else 1 for c in eligible]
+    topics = [t[:3] for t in _TICKET_TOPICS]
+    topic_weights = [t[3] for t in _TICKET_TOPICS]
+    flows: list[TicketFlow] = []
+    for created in _arrivals(rng, count, start, end):
+        customer = rng.choices(eligible, weights)[0]
+        kind, subject, team = rng.choices(topics, topic_weights)[0]
+        channel = rng.choices([c for c, _ in _TICKET_CHANNELS], [w for _, w in _TICKET_CHANNELS])[0]
+        priority = rng.choices(list(TicketPriority), _PRIORITY_WEIGHTS[kind])[0]
+        vip = "vip" in customer.tags
+        ticket = Ticket(
+            id=seeded_id(created, rng),
+            customer_id=customer.id,
+            subject=subject,
+            description=f"{subject} (via {channel.value.replace('_', ' ')})",
+            channel=channel,
+            priority=priority,
+            type=kind,
+            team=team,
+            tags=("vip",) if vip else (),
+            created_at=created,
+            updated_at=created,
+        )
+        flows.append(TicketFlow(ticket=ticket, steps=tuple(_ticket_steps(rng, ticket, vip, office)), vip=vip))
+    return tuple(flows)
+
+
+def _ticket_steps(
+    rng: random.Random, ticket: Ticket, vip: bool, office: BusinessCalendar
+) -> list[TicketStep]:
+    assert ticket.created_at is not None
+    urgent = ticket.priority is TicketPriority.URGENT
+    speed = (0.6 if vip else 1.0) * (
+        0.5 if ticket.channel in (TicketChannel.CHAT, TicketChannel.PHONE) else 1.0
+    )
+    steps: list[TicketStep] = []
+
+    def step(at: datetime, kind: StepKind, body: str = "", score: int | None = None, id: str = "") -> str:
+        steps.append(TicketStep(at=at, kind=kind, id=id or seeded_id(at, rng), body=body, score=score))
+        return steps[-1].id
+
+    def agent(after: datetime, median_hours: float) -> datetime:
+        return _working(after, median_hours * speed * rng.lognormvariate(0.0, 0.7), urgent, office)
+
+    created = ticket.created_at
+    reply = agent(created, _FIRST_REPLY_HOURS[ticket.priority])
+    if rng.random() < 0.25:
+        step(
+            created + (reply - created) * rng.random() * 0.9,
+            StepKind.NOTE,
+            "Checked the account: looks like a known issue.",
+        )
+    if rng.random() < 0.12 and reply - created > timedelta(hours=2):
+        step(created + timedelta(hours=1 + rng.random()), StepKind.CUSTOMER, "Any news on this?")
+    at = reply
+    asked = 0
+    while asked < 2 and rng.random() < (0.35 if asked == 0 else 0.25):
+        step(at, StepKind.ASK, "Could you send us a screenshot and the time it happened?")
+        asked += 1
+        if rng.random() < 0.06:  # the customer never answers: closed after a week of waiting
+            quiet = office.add(at, timedelta(hours=45)).replace(microsecond=0)
+            step(quiet, StepKind.SOLVE, "We have not heard back, so we are closing this. Reply to reopen it.")
+            steps.sort(key=lambda s: s.at)
+            return steps
+        answer = (at + timedelta(hours=rng.expovariate(1 / 18))).replace(microsecond=0)
+        step(answer, StepKind.CUSTOMER, "Here is the screenshot, it happened at 10:15.")
+        at = agent(answer, 1.5)
+    if rng.random() < 0.5:  # answered and fixed in one go
+        step(at, StepKind.SOLVE, "Fixed: it works again on our side. Let us know if anything is off.")
+        solved = at
+    else:
+        step(at, StepKind.REPLY, "Thanks, we are looking into it.")
+        solved = agent(at, rng.lognormvariate(math.log(3.0), 1.0))
+        step(solved, StepKind.SOLVE, "Solved: the change is live for your account.")
+    reopened = rng.random() < 0.08
+    if reopened:
+        back = (solved + timedelta(hours=rng.uniform(2, 72))).replace(microsecond=0)
+        step(back, StepKind.CUSTOMER, "It is happening again, please have another look.")
+        solved = agent(back, 2.0)
+        step(solved, StepKind.SOLVE, "Fixed for good this time, sorry for the trouble.")
+    if rng.random() < 0.8:
+        sent = solved + timedelta(minutes=10)
+        survey = step(sent, StepKind.SURVEY)
+        if rng.random() < 0.35:
+            took = (solved - created) / timedelta(hours=1)
+            mood = (2 if reopened else 0) + (1 if took > 48 else 0) + (1 if asked > 1 else 0)
+            scores = ((2, 3, 8, 30, 57), (5, 8, 20, 37, 30), (12, 18, 30, 25, 15), (30, 25, 25, 15, 5))
+            score = rng.choices(range(1, 6), scores[min(mood, 3)])[0]
+            step(sent + timedelta(hours=rng.expovariate(1 / 8)), StepKind.ANSWER, score=score, id=survey)
+    steps.sort(key=lambda s: s.at)
+    return steps
