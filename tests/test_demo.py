@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,12 @@ from crmcore import Field
 from crmcore.__main__ import main
 from crmcore.customers.segments import Segment, count_members
 from crmcore.demo import Progress
-from crmcore.demo_data import generate_customers
+from crmcore.demo_data import DEMO_NOW, StepKind, generate_customers, generate_tickets
+from crmcore.service import SatisfactionSurvey, TicketPriority
 
 N = 120
+DESK = "Service desk: routing, SLA clocks and escalation"
+METRICS = "Service metrics: response, resolution, SLA attainment, CSAT, backlog"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -42,8 +46,13 @@ def titled(report: str, title: str) -> str:
     return match.group(0)
 
 
+def number(text: str) -> int:
+    """``"1,234"`` -> 1234."""
+    return int(text.replace(",", ""))
+
+
 def without_timings(report: str) -> str:
-    """Sections 2 to 8 with query timings and outbox positions cut: the same on every store and run.
+    """Sections 2 to the end with timings and outbox positions cut: the same on every store and run.
 
     Outbox positions are never reused, so a second run's events come after the first run's.
     """
@@ -78,7 +87,15 @@ def test_demo_runs_twice_on_a_sqlite_file(tmp_path: Path, capsys: pytest.Capture
         r"re-entered (\d+) existing customers", titled(first, "Duplicates: found, explained and merged")
     )
     assert copies is not None
-    removed = f"{N + N + 2 + 5 + 5 + linked + 2 * int(copies.group(1)):,}"
+    # the service desk stores tickets, surveys, SLA timers and queue states, and records events
+    stored = re.search(
+        r"Stored: ([\d,]+) tickets, ([\d,]+) surveys, ([\d,]+) SLA timers, ([\d,]+) queue states;\n"
+        r"  ([\d,]+) events recorded to the outbox",
+        titled(first, DESK),
+    )
+    assert stored is not None
+    service = sum(number(g) for g in stored.groups())
+    removed = f"{N + N + 2 + 5 + 5 + linked + 2 * int(copies.group(1)) + service:,}"
     assert f"purge_tenant() removed {removed} rows left by an earlier run" in section(second, 1)
     assert without_timings(first) == without_timings(second)
 
@@ -252,3 +269,110 @@ def test_python_m_crmcore_demo_as_a_subprocess(tmp_path: Path) -> None:
     assert "1 save won, 1 raised ConcurrencyError" in done.stdout
     assert "Loading customers: 200/200 (100%)" in done.stderr
     assert db.exists()
+
+
+def test_service_desk_sections_add_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Routing, SLA events, escalations and metrics in the report agree with each other and the store."""
+    db = tmp_path / "desk.db"
+    code, report, err = run(capsys, "demo", "--db", f"sqlite:///{db}", "--customers", "600")
+    assert code == 0, err
+    desk, metrics = titled(report, DESK), titled(report, METRICS)
+    tickets = number(re.search(r"simulated: ([\d,]+) tickets from", desk).group(1))  # type: ignore[union-attr]
+    assert tickets == 100
+
+    # every ticket was routed once on arrival; eli, on leave, was skipped and got fewer
+    routed = re.findall(
+        r"^    (support|billing|tier2|leads)\s+(\w+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$", desk, re.M
+    )
+    agents = {"ana", "ben", "chen", "eli", "fay", "gus", "hana", "ivo", "lea", "max"}
+    assert {agent for _, agent, *_ in routed} == agents
+    all_row = re.search(r"^    all\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$", desk, re.M)
+    assert all_row is not None
+    assert number(all_row.group(1)) == sum(number(r[2]) for r in routed) == tickets
+    assert number(all_row.group(2)) == sum(number(r[3]) for r in routed)
+    support = {a: (number(arrived), number(away)) for q, a, arrived, _, away in routed if q == "support"}
+    assert support["eli"][1] > 0
+    assert all(away == 0 for agent, (_, away) in support.items() if agent != "eli")
+    assert support["eli"][0] < min(count for agent, (count, _) in support.items() if agent != "eli")
+    assert "skipped 'eli'" in desk
+
+    # each SLA event recorded once; a second run at the same moment finds nothing
+    rows = re.findall(r"^    ((?:Sla|Ticket|Escalation)\w+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$", desk, re.M)
+    events = {name: tuple(map(number, counts)) for name, *counts in rows}
+    assert set(events) == {"SlaWarning", "SlaBreached", "SlaMet", "TicketEscalated", "EscalationNotice"}
+    assert all(track + run == total for track, run, total in events.values())
+    assert events["SlaMet"][2] > 0 and events["SlaBreached"][2] > 0
+    sla_total = sum(events[k][2] for k in ("SlaWarning", "SlaBreached", "SlaMet"))
+    assert re.search(rf"distinct \(ticket, clock, kind\) \.+ {sla_total:,} / {sla_total:,}$", desk, re.M)
+    assert re.search(r"recorded twice \.+ 0$", desk, re.M)
+    assert re.search(r"run_due again at Mon 30 Jun 11:00 \.+ 0 timers due, 0 events$", desk, re.M)
+    rules = re.findall(
+        r"^    (?:urgent breach|vip breach|late first response|resolution warning)\s+.*?\s(\d+)$", desk, re.M
+    )
+    assert len(rules) == 4 and sum(map(int, rules)) == events["TicketEscalated"][2]
+    notices = re.search(r"\(EscalationNotice\): ([\d,]+)$", desk, re.M)
+    assert notices is not None and number(notices.group(1)) == events["EscalationNotice"][2]
+    assert "business time counted:" in desk and "business time used" in desk
+
+    # metrics: every ticket counted as created; answered surveys spread over the five scores
+    total = re.search(r"^  total\s+([\d,]+)\s+([\d,]+)\s", metrics, re.M)
+    assert total is not None and number(total.group(1)) == tickets
+    weeks = re.findall(r"^  2025-W(\d\d)\s+([\d,]+)\s+([\d,]+)\s", metrics, re.M)
+    assert [w for w, *_ in weeks][:4] == ["23", "24", "25", "26"]
+    assert sum(number(c) for _, c, _ in weeks) == tickets
+    assert sum(number(s) for *_, s in weeks) == number(total.group(2))
+    surveys = re.search(r"sent / answered \.+ ([\d,]+) / ([\d,]+)", metrics)
+    assert surveys is not None
+    sent, answered = map(number, surveys.groups())
+    scores = [number(c) for c in re.findall(r"^    score \d\s+#*\s+([\d,]+)$", metrics, re.M)]
+    assert len(scores) == 5 and sum(scores) == answered <= sent
+    backlog = re.search(r"^  all\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s", metrics, re.M)
+    assert backlog is not None
+    assert number(backlog.group(1)) == sum(number(g) for g in backlog.groups()[1:])
+
+    with crmcore.open(f"sqlite:///{db}") as crm, crm.unit_of_work("demo") as uow:
+        assert uow.tickets.count() == tickets == uow.sla_timers.count()
+        assert uow.surveys.count() == sent
+        assert uow.surveys.count(Field("score").is_not_null()) == answered
+        still_open = Field("status").in_(["new", "open", "pending", "on_hold"])
+        assert uow.tickets.count(still_open) == number(backlog.group(1))
+        assert uow.tickets.count(Field("team") == "leads") == number(all_row.group(2))
+        assert uow.tickets.count(Field("solved_at").is_not_null()) == number(total.group(2))
+
+
+def test_generated_tickets_are_reproducible_and_play_out() -> None:
+    """generate_tickets gives the same flows per seed, steps in time order that make valid tickets."""
+    customers = list(generate_customers(400, seed=3))
+    start, end = DEMO_NOW - timedelta(weeks=2), DEMO_NOW
+    flows = generate_tickets(customers, 150, seed=3, start=start, end=end)
+    assert flows == generate_tickets(customers, 150, seed=3, start=start, end=end)
+    other = generate_tickets(customers, 150, seed=4, start=start, end=end)
+    assert [f.ticket.id for f in flows] != [f.ticket.id for f in other]
+    assert len(flows) == 150
+    known = {c.id: c for c in customers}
+    reopened = answered = 0
+    for flow in flows:
+        ticket = flow.ticket
+        assert ticket.created_at is not None and start <= ticket.created_at < end
+        assert ticket.status == "new" and ticket.assignee is None
+        assert flow.vip == ("vip" in known[ticket.customer_id].tags)
+        assert [s.at for s in flow.steps] == sorted(s.at for s in flow.steps)
+        assert all(s.at >= ticket.created_at for s in flow.steps)
+        survey: SatisfactionSurvey | None = None
+        for step in flow.steps:
+            ticket = step.apply(ticket, "agent-1")
+            if step.kind is StepKind.SURVEY:
+                survey = step.survey(ticket)
+            elif step.kind is StepKind.ANSWER:
+                assert survey is not None and step.id == survey.id
+                assert step.score is not None and 1 <= step.score <= 5
+                survey = survey.answer(step.score, step.at)
+                answered += 1
+        # a flow ends solved; a solve comes after the first public reply
+        assert ticket.status == "solved"
+        assert ticket.first_response_at is not None and ticket.solved_at is not None
+        assert ticket.first_response_at <= ticket.solved_at
+        reopened += ticket.reopen_count > 0
+    assert 0 < reopened < len(flows) // 4
+    assert 0 < answered < len(flows)
+    assert {f.ticket.priority for f in flows} == set(TicketPriority)

@@ -506,7 +506,7 @@ def _policies(report: Report) -> None:
         ["policy", "applies to", "clock", "priority", "1st reply", "next", "solve"], rows, "llllrrr", indent=4
     )
     report.line('    vip: Field("customer_tags").contains("vip"), a condition on the customer.')
-    report.line("    Clocks pause while a ticket waits on the customer (pending); warning at 80%")
+    report.line("    Clocks pause while a ticket waits on the customer (pending); warn at 80%.")
 
 
 _CONDITIONS = {

@@ -604,4 +604,6 @@ def _next_steps(crm: CRM, options: DemoOptions, report: Report) -> None:
         )
     else:
         report.line("  This store lives in memory; run with --db sqlite:///crm-demo.db to keep the data.")
-    report.line("  Read docs/index.md for the concepts, the storage contract and the condition language.")
+    report.line("  Read docs/index.md for the concepts, the storage contract and the condition language;")
+    report.line("  the service desk is in docs/tickets.md, calendars.md, assignment.md, escalation.md")
+    report.line("  and service_metrics.md.")
