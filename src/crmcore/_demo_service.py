@@ -602,6 +602,8 @@ def _runner(desk: ServiceDesk, report: Report) -> None:
     for at, run in desk.runs:
         per_day[at.astimezone(BERLIN).date()].append((at, run))
     day, runs = max(per_day.items(), key=lambda kv: (sum(len(r.events) for _, r in kv[1]), kv[0]))
+    if not any(run.checked for _, run in runs):
+        return
     report.line()
     report.line(f"  The runner's busiest day, {day:%a %d %b} (runs with nothing due left out):")
 
