@@ -1,4 +1,4 @@
-"""The demo's customer-service sections: six weeks of tickets routed, timed, escalated and measured.
+"""The demo's customer-service sections: four weeks of tickets routed, timed, escalated and measured.
 
 A simulation in two-hour ticks of simulated time, driven by a `FixedClock`: in each tick the
 tickets that arrived are stored, routed (`route_ticket`) and tracked (`track_ticket`); what agents
@@ -204,7 +204,6 @@ class ServiceDesk:
     original: dict[str, TicketPriority] = attrs.field(factory=dict)
     """Each ticket's priority when it arrived (escalations raise some)."""
     steps: int = 0
-    ticks: int = 0
     routed: Counter[tuple[str, str]] = attrs.field(factory=Counter)
     """(queue, agent) -> tickets routed on arrival."""
     rerouted: Counter[tuple[str, str]] = attrs.field(factory=Counter)
@@ -221,7 +220,6 @@ class ServiceDesk:
     notices: int = 0
     recipients: Counter[str] = attrs.field(factory=Counter)
     rerun: SlaRun | None = None
-    surveys: int = 0
     seconds: float = 0.0
 
 
@@ -328,7 +326,6 @@ class _Simulation:
             self.desk.steps += 1
             if step.kind is StepKind.SURVEY:
                 self.surveys[step.id] = uow.surveys.add(step.survey(ticket))
-                self.desk.surveys += 1
             elif step.kind is StepKind.ANSWER:
                 assert step.score is not None
                 uow.surveys.save(self.surveys.pop(step.id).answer(step.score, step.at))
@@ -392,7 +389,6 @@ def _simulate(crm: CRM, tenant: str, clock: FixedClock, seed: int) -> ServiceDes
         if arrived > first or steps:
             sim.tick(flows[first:arrived], steps)
         sim.run(at)
-    sim.desk.ticks = len(ticks)
     clock.set(DEMO_NOW)
     sim.desk.rerun = run_due(crm, POLICIES, DEMO_NOW, tenant=tenant, escalation=ESCALATION)
     return sim.desk
