@@ -1,7 +1,10 @@
-"""A seeded generator of synthetic customers for the demo, notebooks and benchmarks.
+"""Seeded generators of synthetic customers, their history and support tickets, for the demo,
+notebooks and benchmarks.
 
-Everything comes from one `random.Random(seed)` and a fixed ``now``, ids included, so the same
-seed gives the same customers on every machine and every run.
+Everything comes from one `random.Random(seed)` and fixed times, ids included, so the same seed
+gives the same data on every machine and every run. Tickets come as `TicketFlow`s: the ticket as
+it arrives and its timed steps, for a simulation to play (the demo plays them through the SLA
+timers and the router).
 """
 
 from __future__ import annotations
