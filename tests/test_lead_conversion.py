@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -13,8 +14,9 @@ from crmcore.customers import Customer, CustomerKind, EmailAddress
 from crmcore.errors import NotFound, TransitionError, ValidationError
 from crmcore.facade import CRM
 from crmcore.money import Money
-from crmcore.pipeline.conversion import LeadConverted, convert_lead
+from crmcore.pipeline.conversion import LeadConverted, QuoteAccepted, accept_quote, convert_lead
 from crmcore.pipeline.lead import Lead, LeadStatus
+from crmcore.pipeline.quote import Quote, QuoteLine, QuoteStatus
 from crmcore.pipeline.routing import (
     LeadAssigned,
     lead_router,
@@ -200,3 +202,34 @@ def test_lead_routing_refuses_bad_input(any_crm: CRM, tenant: str) -> None:
             reassign_untouched(uow, router, ROSTER, OFFICE, timedelta(0), MONDAY)
         with pytest.raises(ValidationError, match="now"):
             untouched_leads([], OFFICE, timedelta(hours=1), datetime(2026, 3, 2))
+
+
+def test_accepting_a_quote_moves_its_deal_in_the_same_unit_of_work(any_crm: CRM, tenant: str) -> None:
+    """The quote is accepted and the deal enters the configured stage together; a refused move keeps both."""
+    with any_crm.unit_of_work(tenant) as uow:
+        lead = qualified()
+        uow.leads.add(lead)
+        deal = convert_lead(uow, lead, MONDAY, machine=MACHINE, pipeline="sales").opportunity
+        assert deal is not None
+        line = QuoteLine(
+            product="Engine", quantity=Decimal(2), unit_price=Money("1000", "EUR"), tax_rate=Decimal(19)
+        )
+        quote = Quote(opportunity_id=deal.id, customer_id=deal.customer_id, currency="EUR", lines=[line])
+        uow.quotes.add(quote.send(MONDAY))
+        uow.commit()
+    # Proposal needs an amount, which the deal lacks
+    with any_crm.unit_of_work(tenant) as uow, pytest.raises(TransitionError, match="amount"):
+        accept_quote(uow, quote.id, MONDAY + timedelta(days=1), machine=MACHINE, move_to="Proposal")
+    with any_crm.unit_of_work(tenant) as uow:
+        assert uow.quotes.get(quote.id).status is QuoteStatus.SENT
+        stored = uow.opportunities.get(deal.id)
+        stored.amount = Money("2380.00", "EUR")
+        uow.opportunities.save(stored)
+        done = accept_quote(uow, quote.id, MONDAY + timedelta(days=1), machine=MACHINE, move_to="Proposal")
+        uow.commit()
+    assert done.quote.accepted and (done.opportunity.stage, done.opportunity.probability) == ("Proposal", 50)
+    accepted = done.events[0]
+    assert isinstance(accepted, QuoteAccepted) and accepted.total == Money("2380.00", "EUR")
+    with any_crm.unit_of_work(tenant) as uow:
+        assert uow.opportunities.get(deal.id).stage == "Proposal"
+        assert uow.quotes.get(quote.id).accepted

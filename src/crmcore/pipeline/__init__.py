@@ -1,6 +1,18 @@
-"""Sales pipeline: leads, opportunities, pipelines with stage rules, conversion, scoring, quotes."""
+"""Sales pipeline: leads, opportunities, pipelines with stage rules, conversion, routing, scoring, quotes."""
 
-from crmcore.pipeline.lead import LEAD_FIELDS, Lead, LeadStatus
+from crmcore.pipeline.conversion import (
+    Acceptance,
+    Conversion,
+    LeadConverted,
+    QuoteAccepted,
+    accept_quote,
+    convert_lead,
+)
+from crmcore.pipeline.lead import (
+    LEAD_FIELDS,
+    Lead,
+    LeadStatus,
+)
 from crmcore.pipeline.opportunity import (
     OPPORTUNITY_FIELDS,
     ForecastCategory,
@@ -8,14 +20,100 @@ from crmcore.pipeline.opportunity import (
     Opportunity,
     StageChange,
 )
+from crmcore.pipeline.quote import (
+    QUOTE_FIELDS,
+    Quote,
+    QuoteLine,
+    QuoteStatus,
+)
+from crmcore.pipeline.routing import (
+    LeadAssigned,
+    LeadRouting,
+    lead_router,
+    reassign_untouched,
+    route_lead,
+    untouched_leads,
+)
+from crmcore.pipeline.scoring import (
+    DEFAULT_BANDS,
+    DEFAULT_FIELDS,
+    Activity,
+    BehaviourRule,
+    Factor,
+    FieldCounts,
+    NaiveBayesModel,
+    NaiveBayesScorer,
+    PointsModel,
+    PointsRule,
+    Score,
+)
+from crmcore.pipeline.stages import (
+    ANY_OPEN_STAGE,
+    CreateTask,
+    Pipeline,
+    Stage,
+    Transition,
+)
+from crmcore.pipeline.transitions import (
+    FollowUpTaskRequested,
+    Guard,
+    Moved,
+    OpportunityLost,
+    OpportunityReopened,
+    OpportunityWon,
+    StageChanged,
+    StageMachine,
+    describe_condition,
+)
 
 __all__ = [
+    "ANY_OPEN_STAGE",
+    "Acceptance",
+    "Activity",
+    "BehaviourRule",
+    "Conversion",
+    "CreateTask",
+    "DEFAULT_BANDS",
+    "DEFAULT_FIELDS",
+    "Factor",
+    "FieldCounts",
+    "FollowUpTaskRequested",
     "ForecastCategory",
+    "Guard",
     "LEAD_FIELDS",
     "Lead",
+    "LeadAssigned",
+    "LeadConverted",
+    "LeadRouting",
     "LeadStatus",
     "LineItem",
+    "Moved",
+    "NaiveBayesModel",
+    "NaiveBayesScorer",
     "OPPORTUNITY_FIELDS",
     "Opportunity",
+    "OpportunityLost",
+    "OpportunityReopened",
+    "OpportunityWon",
+    "Pipeline",
+    "PointsModel",
+    "PointsRule",
+    "QUOTE_FIELDS",
+    "Quote",
+    "QuoteAccepted",
+    "QuoteLine",
+    "QuoteStatus",
+    "Score",
+    "Stage",
     "StageChange",
+    "StageChanged",
+    "StageMachine",
+    "Transition",
+    "accept_quote",
+    "convert_lead",
+    "describe_condition",
+    "lead_router",
+    "reassign_untouched",
+    "route_lead",
+    "untouched_leads",
 ]

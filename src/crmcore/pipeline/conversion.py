@@ -1,4 +1,6 @@
-"""Lead conversion: a qualified lead becomes a customer, a contact and an opportunity, in one unit of work.
+"""Lead conversion and quote acceptance, each in one unit of work.
+
+Lead conversion: a qualified lead becomes a customer, a contact and an opportunity, in one unit of work.
 
 The customer is the one the host names, else an existing one found by the duplicate rules (same
 email or phone, or a similar name with a shared company, ...), else a new one. A lead with a
@@ -25,13 +27,14 @@ from crmcore.events import DomainEvent
 from crmcore.money import Money
 from crmcore.pipeline.lead import Lead, LeadStatus
 from crmcore.pipeline.opportunity import Opportunity
+from crmcore.pipeline.quote import Quote
 from crmcore.pipeline.transitions import StageMachine
 from crmcore.validation import utc_datetime
 
 if TYPE_CHECKING:
     from crmcore.storage.base import UnitOfWork
 
-__all__ = ["Conversion", "LeadConverted", "convert_lead"]
+__all__ = ["Acceptance", "Conversion", "LeadConverted", "QuoteAccepted", "accept_quote", "convert_lead"]
 
 
 @attrs.frozen(kw_only=True)
@@ -229,3 +232,68 @@ def convert_lead(
         opportunity=opportunity,
         events=tuple(events),
     )
+
+
+@attrs.frozen(kw_only=True)
+class QuoteAccepted(DomainEvent):
+    """Quote ``aggregate_id`` for ``opportunity_id`` was accepted; ``moved_to`` the deal's new stage."""
+
+    event_type: ClassVar[str] = "quote.accepted"
+    opportunity_id: str
+    total: Money
+    moved_to: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Acceptance:
+    """What `accept_quote` stored: the quote, the deal (moved or not) and the events recorded."""
+
+    quote: Quote
+    opportunity: Opportunity
+    events: tuple[DomainEvent, ...]
+
+
+def accept_quote(
+    uow: UnitOfWork,
+    quote_id: str,
+    now: datetime,
+    *,
+    machine: StageMachine | None = None,
+    move_to: str | None = None,
+    by: str | None = None,
+) -> Acceptance:
+    """Accept quote ``quote_id`` in ``uow`` and, with ``machine`` and ``move_to``, move its deal there.
+
+    Both are saved in the same unit of work (the caller commits), so a deal never shows an
+    accepted quote in the wrong stage. A deal already in ``move_to`` stays where it is.
+
+    Raises:
+        NotFound: no such quote, or its opportunity is gone.
+        TransitionError: the quote cannot be accepted (not sent, expired, decided), or the deal
+            cannot enter ``move_to`` (every unmet requirement listed).
+        ValidationError: a naive ``now``; ``move_to`` without ``machine``.
+    """
+    at = utc_datetime(now, "now")
+    if (machine is None) != (move_to is None):
+        raise ValidationError("move_to", "and machine go together")
+    quote = uow.quotes.get(quote_id).accept(at)
+    opportunity = uow.opportunities.get(quote.opportunity_id)
+    events: list[DomainEvent] = []
+    moved_to = None
+    if machine is not None and move_to is not None and opportunity.stage != move_to:
+        moved = machine.move(opportunity, move_to, at, by=by)
+        opportunity = moved.opportunity
+        uow.opportunities.save(opportunity)
+        events.extend(moved.events)
+        moved_to = move_to
+    uow.quotes.save(quote)
+    accepted = QuoteAccepted(
+        aggregate_id=quote.id,
+        occurred_at=at,
+        opportunity_id=opportunity.id,
+        total=quote.total,
+        moved_to=moved_to,
+    )
+    events.insert(0, accepted)
+    uow.record(*events)
+    return Acceptance(quote=quote, opportunity=opportunity, events=tuple(events))
