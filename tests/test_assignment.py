@@ -35,12 +35,12 @@ from crmcore.assignment import (
     assign,
     assign_with_retry,
 )
-from crmcore.assignment._predicates import compile_condition
 from crmcore.assignment.strategies import advance
 from crmcore.conditions import All, Condition, Field, FieldDef, FieldSet, FieldType, evaluate
 from crmcore.errors import ConcurrencyError, ValidationError
 from crmcore.facade import CRM
 from crmcore.ids import new_id
+from crmcore.predicates import compile_condition
 from crmcore.serialization import structure, unstructure
 from crmcore.service import TICKET_FIELDS, BusinessCalendar, Ticket, Weekday, WorkingHours
 from crmcore.storage.base import UnitOfWork

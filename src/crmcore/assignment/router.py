@@ -15,7 +15,6 @@ from typing import Any
 
 import attrs
 
-from crmcore.assignment._predicates import Predicate, compile_condition, requirements
 from crmcore.assignment.decision import AssignmentDecision, Routing
 from crmcore.assignment.roster import Roster, Skipped
 from crmcore.assignment.rules import AssignmentConfig, AssignmentRule, Queue, Strategy, Target
@@ -24,6 +23,7 @@ from crmcore.assignment.strategies import take_turn
 from crmcore.clock import require_aware
 from crmcore.conditions import FieldSet, FieldType, In, check_condition
 from crmcore.errors import FieldError, ValidationError
+from crmcore.predicates import Predicate, compile_condition, requirements
 
 __all__ = ["Router"]
 

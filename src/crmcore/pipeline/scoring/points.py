@@ -23,13 +23,13 @@ from typing import Any
 
 import attrs
 
-from crmcore.assignment._predicates import compile_condition
 from crmcore.clock import require_aware
 from crmcore.conditions import All, Between, Compare, CompareOp, Condition, FieldType, Not, check_condition
 from crmcore.conditions import Any as AnyOf
 from crmcore.errors import FieldError, ValidationError, join_path
 from crmcore.pipeline.lead import LEAD_FIELDS
 from crmcore.pipeline.scoring.score import Factor, Score, factor_order
+from crmcore.predicates import compile_condition
 from crmcore.validation import checked, instance_of, optional, run_checks, text, tuple_of, utc_datetime
 
 __all__ = [

@@ -1,9 +1,10 @@
-"""Conditions turned into Python closures once, so a router evaluates rules without re-reading trees.
+"""Conditions compiled into Python closures once, for engines that test the same rules many times.
 
-`crmcore.conditions.evaluate` walks the tree and resolves each field name on every call; a router
-tries the same rules on every subject, so it resolves the getters once and keeps a closure per
-node. The closures give exactly `evaluate`'s answers (a test compares them on random conditions);
-nodes without a fast form fall back to `evaluate` itself.
+`crmcore.conditions.evaluate` walks the tree and resolves each field name on every call; the
+assignment router and lead scoring try the same rules on every subject, so `compile_condition`
+resolves the getters once and keeps a closure per node. The closures give exactly `evaluate`'s
+answers (a test compares them on random conditions); nodes without a fast form fall back to
+`evaluate` itself.
 """
 
 from __future__ import annotations
