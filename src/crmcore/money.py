@@ -10,7 +10,15 @@ import attrs
 
 from crmcore.errors import ValidationError
 
-__all__ = ["CURRENCIES", "MAX_AMOUNT", "Money", "check_currency", "minor_units"]
+__all__ = [
+    "CURRENCIES",
+    "MAX_AMOUNT",
+    "Money",
+    "check_currency",
+    "check_quantity",
+    "exact_decimal",
+    "minor_units",
+]
 
 # Active ISO 4217 codes and their minor units (digits after the decimal point).
 _MINOR_UNITS: dict[str, int] = {
@@ -217,6 +225,28 @@ def _to_decimal(value: Decimal | int | str) -> Decimal:
     if abs(amount) >= MAX_AMOUNT:
         raise ValidationError("amount", f"{value!r} is too large: amounts must be below 10^15")
     return amount
+
+
+def exact_decimal(value: Any, path: str) -> Decimal:
+    """``value`` as a finite `Decimal` below `MAX_AMOUNT` (from a Decimal, int or numeric string).
+
+    Raises:
+        ValidationError: at ``path``, for floats (inexact), non-numbers and out-of-range values.
+    """
+    if isinstance(value, float):
+        raise ValidationError(path, "must be a Decimal, int or string, not a float (floats are inexact)")
+    try:
+        return _to_decimal(value)
+    except ValidationError as exc:
+        raise ValidationError(path, exc.reason) from None
+
+
+def check_quantity(value: Any, path: str) -> Decimal:
+    """A positive quantity (order, deal and quote lines), checked like `exact_decimal`."""
+    quantity = exact_decimal(value, path)
+    if quantity <= 0:
+        raise ValidationError(path, f"must be a positive number, got {value!r}")
+    return quantity
 
 
 def _check_currency(_: Any, __: Any, value: Any) -> None:

@@ -13,7 +13,7 @@ import attrs
 from crmcore.conditions import FieldDef, FieldSet, FieldType, enum_field, record_fields
 from crmcore.errors import FieldError, ValidationError
 from crmcore.ids import check_id, new_id
-from crmcore.money import Money, _to_decimal, check_currency
+from crmcore.money import Money, check_currency, check_quantity
 from crmcore.validation import (
     check_on_setattr,
     checked,
@@ -69,24 +69,12 @@ class SalesChannel(enum.Enum):
     OTHER = "other"
 
 
-def _quantity(value: Any, path: str) -> Decimal:
-    if isinstance(value, float):
-        raise ValidationError(path, "must be a Decimal, int or string, not a float (floats are inexact)")
-    try:
-        quantity = _to_decimal(value)
-    except (ValidationError, TypeError, ValueError):
-        raise ValidationError(path, f"{value!r} is not a number") from None
-    if not quantity.is_finite() or quantity <= 0:
-        raise ValidationError(path, f"must be a positive number, got {value!r}")
-    return quantity
-
-
 @attrs.frozen(kw_only=True)
 class OrderLine:
     """One product on an order: quantity times unit price, less an optional discount amount."""
 
     product: str = checked(text(max_length=300, required=True))
-    quantity: Decimal = checked(_quantity, default=Decimal(1))
+    quantity: Decimal = checked(check_quantity, default=Decimal(1))
     unit_price: Money = checked(instance_of(Money))
     sku: str = checked(text(max_length=100), default="")
     discount: Money | None = checked(optional(instance_of(Money)), default=None)

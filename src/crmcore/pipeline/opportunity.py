@@ -18,7 +18,7 @@ import attrs
 from crmcore.conditions import FieldDef, FieldSet, FieldType, enum_field, record_fields
 from crmcore.errors import FieldError, ValidationError
 from crmcore.ids import check_id, new_id
-from crmcore.money import Money, _to_decimal
+from crmcore.money import Money, check_quantity
 from crmcore.validation import (
     a_date,
     check_on_setattr,
@@ -61,18 +61,6 @@ def _probability(value: Any, path: str) -> int:
     return value
 
 
-def _quantity(value: Any, path: str) -> Decimal:
-    if isinstance(value, float):
-        raise ValidationError(path, "must be a Decimal, int or string, not a float (floats are inexact)")
-    try:
-        quantity = _to_decimal(value)
-    except (ValidationError, TypeError, ValueError):
-        raise ValidationError(path, f"{value!r} is not a number") from None
-    if not quantity.is_finite() or quantity <= 0:
-        raise ValidationError(path, f"must be a positive number, got {value!r}")
-    return quantity
-
-
 def _duration(value: Any, path: str) -> timedelta:
     if not isinstance(value, timedelta):
         raise ValidationError(path, f"must be a timedelta, not {type(value).__name__}")
@@ -86,7 +74,7 @@ class LineItem:
     """A product on a deal: quantity x unit price less a discount amount."""
 
     product: str = checked(text(max_length=300, required=True))
-    quantity: Decimal = checked(_quantity, default=Decimal(1))
+    quantity: Decimal = checked(check_quantity, default=Decimal(1))
     unit_price: Money = checked(instance_of(Money))
     discount: Money | None = checked(optional(instance_of(Money)), default=None)
 

@@ -24,7 +24,7 @@ import attrs
 from crmcore.conditions import FieldDef, FieldSet, FieldType, enum_field, record_fields
 from crmcore.errors import FieldError, TransitionError, ValidationError
 from crmcore.ids import check_id, new_id
-from crmcore.money import MAX_AMOUNT, Money, _to_decimal, check_currency, minor_units
+from crmcore.money import MAX_AMOUNT, Money, check_currency, check_quantity, exact_decimal, minor_units
 from crmcore.validation import (
     a_date,
     check_on_setattr,
@@ -66,25 +66,8 @@ class QuoteStatus(enum.Enum):
         return self in (QuoteStatus.ACCEPTED, QuoteStatus.REJECTED, QuoteStatus.EXPIRED)
 
 
-def _decimal(value: Any, path: str) -> Decimal:
-    if isinstance(value, float):
-        raise ValidationError(path, "must be a Decimal, int or string, not a float (floats are inexact)")
-    try:
-        number = _to_decimal(value)
-    except ValidationError:
-        raise ValidationError(path, f"{value!r} is not a number") from None
-    return number
-
-
-def _quantity(value: Any, path: str) -> Decimal:
-    quantity = _decimal(value, path)
-    if quantity <= 0:
-        raise ValidationError(path, f"must be a positive number, got {value!r}")
-    return quantity
-
-
 def _percent(value: Any, path: str) -> Decimal:
-    percent = _decimal(value, path)
+    percent = exact_decimal(value, path)
     if not 0 <= percent <= _HUNDRED:
         raise ValidationError(path, f"must be a percentage from 0 to 100, got {value!r}")
     return percent
@@ -104,7 +87,7 @@ class QuoteLine:
     """
 
     product: str = checked(text(max_length=300, required=True))
-    quantity: Decimal = checked(_quantity, default=Decimal(1))
+    quantity: Decimal = checked(check_quantity, default=Decimal(1))
     unit_price: Money = checked(instance_of(Money))
     discount_percent: Decimal = checked(_percent, default=Decimal(0))
     tax_rate: Decimal = checked(_percent, default=Decimal(0))
