@@ -400,13 +400,18 @@ _CHUNK = 64
 """Days added to the cumulative index at a time."""
 
 
+_Pieces = tuple[tuple[int, int], ...]
+
+
 class _Index:
     """The cumulative business-time index of an engine (see `_Engine.cover`)."""
 
-    __slots__ = ("base", "begins", "cum", "shift")
+    __slots__ = ("base", "begins", "cum", "pieces", "shift")
 
-    def __init__(self, base: int, begins: list[int], cum: list[int], shift: int) -> None:
-        self.base, self.begins, self.cum, self.shift = base, begins, cum, shift
+    def __init__(
+        self, base: int, begins: list[int], cum: list[int], pieces: list[_Pieces], shift: int
+    ) -> None:
+        self.base, self.begins, self.cum, self.pieces, self.shift = base, begins, cum, pieces, shift
 
 
 @attrs.frozen
@@ -545,6 +550,7 @@ class _Engine:
     # --- the cumulative index -----------------------------------------------------------------
     # Consecutive local dates from ``base``: ``begins[i]`` is where date ``base + i`` begins (one more
     # entry: where the last ends), ``cum[i]`` the business time from ``begins[0]`` to ``begins[i]``,
+    # ``pieces[i]`` the business pieces of date ``base + i`` (so readers need no day cache lookup),
     # and ``shift`` the business time from a fixed origin to ``begins[0]`` (it falls as dates are
     # prepended). A *position* -- business time from that origin to an instant -- is then one
     # bisect plus one day's pieces, so `between` and `add` cost the same for an hour or a year and
@@ -559,7 +565,9 @@ class _Engine:
                 if current is None:
                     ordinal = self.locate(t)
                     day = self.day(ordinal)
-                    current = self.index = _Index(ordinal, [day.begin, day.end], [0, day.total], 0)
+                    current = self.index = _Index(
+                        ordinal, [day.begin, day.end], [0, day.total], [day.pieces], 0
+                    )
                 idx = current
                 while t < idx.begins[0]:
                     idx = self.index = self.prepend(idx, _CHUNK)
@@ -578,20 +586,26 @@ class _Engine:
             base,
             [d.begin for d in blocks] + idx.begins,
             cum[:-1] + [c + added for c in idx.cum],
+            [d.pieces for d in blocks] + idx.pieces,
             idx.shift - added,
         )
 
     def append(self, idx: _Index, days: int) -> None:
         for _ in range(days):
             day = self.day(idx.base + len(idx.begins) - 1)
-            idx.cum.append(idx.cum[-1] + day.total)  # cum first: readers bisect begins
+            idx.pieces.append(day.pieces)  # pieces and cum first: readers bisect begins (and cum)
+            idx.cum.append(idx.cum[-1] + day.total)
             idx.begins.append(day.end)
 
     def position(self, t: int) -> int:
         """Business time from the engine's fixed origin to instant ``t`` (negative before it)."""
-        idx, i = self.cover(t)
+        idx = self.index
+        if idx is not None and idx.begins[0] <= t < idx.begins[-1]:
+            i = bisect.bisect_right(idx.begins, t) - 1
+        else:
+            idx, i = self.cover(t)
         total = idx.shift + idx.cum[i]
-        for a, b in self.day(idx.base + i).pieces:
+        for a, b in idx.pieces[i]:
             if a >= t:
                 break
             total += (b if b < t else t) - a
@@ -611,7 +625,7 @@ class _Engine:
                 self.append(idx, _CHUNK)
         i = bisect.bisect_left(idx.cum, local) - 1
         rest = local - idx.cum[i]
-        for a, b in self.day(idx.base + i).pieces:
+        for a, b in idx.pieces[i]:
             if rest <= b - a:
                 return a + rest
             rest -= b - a
@@ -642,7 +656,7 @@ class _Engine:
         i0 = bisect.bisect_right(idx.begins, t0) - 1
         found: list[tuple[int, int]] = []
         for i in range(i0, i1 + 1):
-            for a, b in self.day(idx.base + i).pieces:
+            for a, b in idx.pieces[i]:
                 if a >= t1:
                     break
                 lo, hi = max(a, t0), min(b, t1)
