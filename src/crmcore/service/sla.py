@@ -606,8 +606,8 @@ def evaluate_policy(
 _Goal = tuple[SlaMetric, int, int | None, timedelta]
 """A target compiled for replay: metric, goal and warning in microseconds, the target duration."""
 
-_MAX_MOMENTS = 100_000
-"""Due and warning times remembered per policy in one bulk evaluation (some 10 MB at most)."""
+_MAX_MEMO = 100_000
+"""Due and warning times, and durations, remembered per policy in one bulk evaluation (some 10 MB each)."""
 
 _Run = tuple[int, int, int, int]
 """``[a, b)`` spent in a running status, and the calendar positions of ``a`` and ``b``."""
@@ -643,6 +643,7 @@ class _Context:
         self.engine = engine = policy.calendar._engine
         self.position: Callable[[int], int] = engine.position
         self.moments: dict[int, datetime] = {}  # see _moment
+        self.durations: dict[int, timedelta] = {}  # elapsed times, shared like the moments
         self.zone: tzinfo = policy.calendar.zone if explain else UTC
         self.position_now = engine.position(now)
         percent = policy.warning_percent
@@ -683,7 +684,10 @@ def _replay(context: _Context, ticket: Ticket) -> SlaReport:
     if code is None:
         _refuse(context.statuses, status)
     solves: list[int] = [created] if code == 2 else []
-    running: list[tuple[int, int]] = []  # the stretches [a, b) in running statuses, in order
+    position = context.position
+    position_now = context.position_now
+    runs: list[_Run] = []  # the stretches in running statuses, in order
+    reached, reached_at = -1, 0  # where the last run ended, and its position
     periods: list[_Period] = []  # every stretch, only kept to explain
     start = created
     for change in history:
@@ -695,7 +699,9 @@ def _replay(context: _Context, ticket: Ticket) -> SlaReport:
         before = code
         if t > start:
             if before == 0:
-                running.append((start, t))
+                at = reached_at if start == reached else position(start)
+                reached, reached_at = t, position_now if t == now else position(t)
+                runs.append((start, t, at, reached_at))
             if explain:
                 periods.append((start, t, status, before))
         status = change.to_status
@@ -706,19 +712,9 @@ def _replay(context: _Context, ticket: Ticket) -> SlaReport:
             solves.append(t)
         start = t
     if code == 0 and start < now:
-        running.append((start, now))
+        runs.append((start, now, reached_at if start == reached else position(start), position_now))
     if explain:
         periods.append((start, now, status, code))
-    position = context.position
-    position_now = context.position_now
-    runs: list[_Run] = []
-    last, last_position = -1, 0
-    for a, b in running:
-        pa = last_position if a == last else position(a)
-        last_position = position_now if b == now else position(b)
-        last = b
-        runs.append((a, b, pa, last_position))
-
     first_target, next_target, resolution_target = context.targets[ticket.priority]
     zone = context.zone
     memo: dict[int, int] = {now: position_now}
@@ -830,9 +826,11 @@ def _clock(
     clock_runs = stop is None and current == 0
     stopped = stop is not None and stop <= now
     if clock_runs or stopped:
-        base = memo.get(end)
-        if base is None:
-            base = memo[end] = context.position(end)
+        if clock_runs:
+            base = context.position_now
+        else:
+            found = memo.get(end)
+            base = memo[end] = context.position(end) if found is None else found
         if due is None:
             due = base + goal - elapsed
         if warn is not None and warned is None:
@@ -861,7 +859,12 @@ def _clock(
     paused: tuple[PausedSpan, ...] = ()
     if periods is not None:
         counted, paused = _explanation(context, periods, start, end)
-    used = elapsed * _US
+    durations = context.durations
+    used = durations.get(elapsed)
+    if used is None:
+        if len(durations) >= _MAX_MEMO:
+            durations.clear()
+        used = durations[elapsed] = elapsed * _US
     return _new_status(
         metric,
         within,
@@ -884,7 +887,7 @@ def _moment(context: _Context, position: int) -> datetime | None:
     if found is None:
         return None
     moments = context.moments
-    if len(moments) >= _MAX_MOMENTS:
+    if len(moments) >= _MAX_MEMO:
         moments.clear()
     moment = moments[position] = _dt(found, context.zone)
     return moment
