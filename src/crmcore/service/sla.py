@@ -24,9 +24,11 @@ The rules, stated once (docs/sla.md explains them with examples):
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import gc
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, NoReturn
 
@@ -558,28 +560,48 @@ class SlaPolicies:
         contexts: dict[tuple[str, int], _Context] = {}
         reports: list[SlaReport] = []
         lookup = customers.get if customers is not None else None
-        for ticket in tickets:
-            name, version = ticket.sla_policy, ticket.sla_version
-            policy: SlaPolicy | None = None
-            if version is not None and name is not None:
-                context = contexts.get((name, version))
+        with _no_cycle_collection():  # the loop builds no cycles: see _no_cycle_collection
+            for ticket in tickets:
+                name, version = ticket.sla_policy, ticket.sla_version
+                policy: SlaPolicy | None = None
+                if version is not None and name is not None:
+                    context = contexts.get((name, version))
+                    if context is None:
+                        policy = self.get(name, version)
+                else:
+                    policy = self.match(ticket, None if lookup is None else lookup(ticket.customer_id))
+                    context = None if policy is None else contexts.get(policy.key)
+                if ticket.created_at is None:
+                    raise ValidationError(
+                        f"tickets[{len(reports)}].created_at",
+                        "is not set: store the ticket or give it a creation time",
+                    )
                 if context is None:
-                    policy = self.get(name, version)
-            else:
-                policy = self.match(ticket, None if lookup is None else lookup(ticket.customer_id))
-                context = None if policy is None else contexts.get(policy.key)
-            if ticket.created_at is None:
-                raise ValidationError(
-                    f"tickets[{len(reports)}].created_at",
-                    "is not set: store the ticket or give it a creation time",
-                )
-            if context is None:
-                if policy is None:
-                    reports.append(SlaReport(ticket_id=ticket.id, at=at, policy=None, version=None))
-                    continue
-                context = contexts[policy.key] = _Context(policy, statuses, n, at, explain)
-            reports.append(_replay(context, ticket))
+                    if policy is None:
+                        reports.append(SlaReport(ticket_id=ticket.id, at=at, policy=None, version=None))
+                        continue
+                    context = contexts[policy.key] = _Context(policy, statuses, n, at, explain)
+                reports.append(_replay(context, ticket))
         return reports
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused (if it runs) while a bulk run builds its reports.
+
+    The reports keep about four new objects per ticket alive, so a run over 100,000 tickets sets
+    off full collections that traverse every live object of the host process: a quarter to a third
+    of the run. The replay builds no reference cycles, so reference counting frees all it drops; the
+    collector resumes at the end, with nothing lost. Only a collector that was on is turned back on.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _us(value: datetime) -> int:
