@@ -17,15 +17,12 @@ Run: ``python benchmarks/assignment.py --n 100000 --repeat 5``.
 from __future__ import annotations
 
 import argparse
-import operator
 import platform
 import random
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-
-import attrs
 
 from crmcore.assignment import (
     AssignmentConfig,
@@ -39,35 +36,13 @@ from crmcore.assignment import (
     Target,
     Territory,
 )
-from crmcore.conditions import All, Field, FieldDef, FieldSet, FieldType
+from crmcore.conditions import All, Field
+from crmcore.pipeline import LEAD_FIELDS, Lead
 from crmcore.service.calendar import BusinessCalendar, Weekday, WorkingHours
 
 TARGET_PER_SECOND = 50_000
 REGIONS = ("emea", "amer", "apac", "latam", "mena")
 INDUSTRIES = ("retail", "banking", "health", "energy", "media", "travel", "telecom", "public", "auto", "food")
-
-
-@attrs.frozen
-class Lead:
-    """The benchmark's subject."""
-
-    region: str
-    industry: str
-    employees: int
-    source: str
-
-
-LEAD_FIELDS = FieldSet.of(
-    "Lead",
-    [
-        FieldDef("region", FieldType.TEXT, operator.attrgetter("region"), nullable=False, choices=REGIONS),
-        FieldDef(
-            "industry", FieldType.TEXT, operator.attrgetter("industry"), nullable=False, choices=INDUSTRIES
-        ),
-        FieldDef("employees", FieldType.INTEGER, operator.attrgetter("employees"), nullable=False),
-        FieldDef("source", FieldType.TEXT, operator.attrgetter("source"), nullable=False),
-    ],
-)
 
 
 def config(seed: int = 7) -> AssignmentConfig:
@@ -97,7 +72,7 @@ def config(seed: int = 7) -> AssignmentConfig:
         region, industry = REGIONS[i % 5], INDUSTRIES[(i // 5) % 10]
         cond = (Field("region") == region) & (Field("industry") == industry)
         if i >= 50:
-            cond = cond & (Field("employees") >= 500)
+            cond = cond & (Field("company_size") >= 500)
         if i % 7 == 0:
             cond = cond & Field("source").in_(["web", "partner"])
         rules.append(
@@ -126,17 +101,18 @@ def roster() -> Roster:
 
 
 def leads(n: int, seed: int = 11) -> list[Lead]:
-    """``n`` leads with uniform region, industry and source, employees from 1 to 5,000."""
+    """``n`` `crmcore.pipeline.Lead` objects: uniform region, industry and source, 1 to 5,000 employees."""
     rng = random.Random(seed)
     sources = ("web", "partner", "event", "referral")
     return [
         Lead(
+            name=f"Lead {i}",
             region=rng.choice(REGIONS),
             industry=rng.choice(INDUSTRIES),
-            employees=rng.randint(1, 5000),
+            company_size=rng.randint(1, 5000),
             source=rng.choice(sources),
         )
-        for _ in range(n)
+        for i in range(n)
     ]
 
 

@@ -9,6 +9,7 @@ became, and the lead stays as the history of how the deal started.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -153,28 +154,30 @@ class Lead:
         return attrs.evolve(self, status=LeadStatus.QUALIFIED)
 
 
+_get = operator.attrgetter
+
 LEAD_FIELDS = FieldSet.of(
     "Lead",
     [
         *record_fields(),
-        FieldDef("name", FieldType.TEXT, lambda x: x.name, nullable=False),
-        FieldDef("company", FieldType.TEXT, lambda x: x.company, nullable=False),
-        FieldDef("title", FieldType.TEXT, lambda x: x.title, nullable=False),
+        FieldDef("name", FieldType.TEXT, _get("name"), nullable=False),
+        FieldDef("company", FieldType.TEXT, _get("company"), nullable=False),
+        FieldDef("title", FieldType.TEXT, _get("title"), nullable=False),
         FieldDef("email", FieldType.TEXT, lambda x: None if x.email is None else x.email.address),
         FieldDef("phone", FieldType.TEXT, lambda x: None if x.phone is None else x.phone.number),
-        FieldDef("source", FieldType.TEXT, lambda x: x.source, nullable=False),
-        FieldDef("campaign", FieldType.TEXT, lambda x: x.campaign),
-        FieldDef("industry", FieldType.TEXT, lambda x: x.industry, nullable=False),
-        FieldDef("company_size", FieldType.INTEGER, lambda x: x.company_size),
-        FieldDef("country", FieldType.TEXT, lambda x: x.country),
-        FieldDef("region", FieldType.TEXT, lambda x: x.region, nullable=False),
+        FieldDef("source", FieldType.TEXT, _get("source"), nullable=False),
+        FieldDef("campaign", FieldType.TEXT, _get("campaign")),
+        FieldDef("industry", FieldType.TEXT, _get("industry"), nullable=False),
+        FieldDef("company_size", FieldType.INTEGER, _get("company_size")),
+        FieldDef("country", FieldType.TEXT, _get("country")),
+        FieldDef("region", FieldType.TEXT, _get("region"), nullable=False),
         enum_field("status", LeadStatus),
-        FieldDef("owner", FieldType.TEXT, lambda x: x.owner),
-        FieldDef("assigned_at", FieldType.DATETIME, lambda x: x.assigned_at),
-        FieldDef("last_touched_at", FieldType.DATETIME, lambda x: x.last_touched_at),
-        FieldDef("tags", FieldType.TEXT_LIST, lambda x: x.tags, nullable=False),
-        FieldDef("converted_at", FieldType.DATETIME, lambda x: x.converted_at),
-        FieldDef("converted_customer_id", FieldType.TEXT, lambda x: x.converted_customer_id),
+        FieldDef("owner", FieldType.TEXT, _get("owner")),
+        FieldDef("assigned_at", FieldType.DATETIME, _get("assigned_at")),
+        FieldDef("last_touched_at", FieldType.DATETIME, _get("last_touched_at")),
+        FieldDef("tags", FieldType.TEXT_LIST, _get("tags"), nullable=False),
+        FieldDef("converted_at", FieldType.DATETIME, _get("converted_at")),
+        FieldDef("converted_customer_id", FieldType.TEXT, _get("converted_customer_id")),
     ],
     json={"custom": lambda x: x.custom},
 )
