@@ -17,7 +17,10 @@ crmcore is an embeddable CRM domain library. This command shows it at work."""
 _DEMO_DESCRIPTION = """\
 Load a reproducible set of synthetic customers into a store, then tour the API: conditions,
 counting, ordering and paging, tenant isolation, optimistic concurrency, the event bus and the
-outbox. A report goes to standard output, progress to standard error.
+outbox, customer history, segments and duplicates. Then simulate four weeks of a service desk
+(tickets routed, SLA clocks, escalation, service metrics) and eight weeks of a sales pipeline
+(leads routed, reassigned, scored and converted; deals moved through stages, quoted, won and
+lost). A report goes to standard output, progress to standard error.
 
 The demo first deletes everything stored in its tenant (and in TENANT-acme, the second tenant
 it uses to show isolation), so running it again starts over. Other tenants are not touched."""
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="load synthetic customers into a store and print a tour of the API",
+        help="load synthetic customers, simulate a service desk and a sales pipeline, print a tour",
         description=_DEMO_DESCRIPTION,
         epilog=_DEMO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

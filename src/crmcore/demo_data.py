@@ -1,10 +1,11 @@
-"""Seeded generators of synthetic customers, their history and support tickets, for the demo,
-notebooks and benchmarks.
+"""Seeded generators of synthetic customers, their history, support tickets and sales leads, for
+the demo, notebooks and benchmarks.
 
 Everything comes from one `random.Random(seed)` and fixed times, ids included, so the same seed
 gives the same data on every machine and every run. Tickets come as `TicketFlow`s: the ticket as
 it arrives and its timed steps, for a simulation to play (the demo plays them through the SLA
-timers and the router).
+timers and the router). Leads come as `LeadFlow`s the same way: the lead as it arrives, what the
+prospect does (for scoring) and the timed steps of the lead and of the deal it may become.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from crmcore.customers import (
 )
 from crmcore.ids import ulid
 from crmcore.money import Money, minor_units
+from crmcore.pipeline.lead import Lead
+from crmcore.pipeline.quote import QuoteLine
+from crmcore.pipeline.scoring import Activity
 from crmcore.service.calendar import BusinessCalendar, HolidayRule, Weekday, WorkingHours
 from crmcore.service.ticket import (
     AuthorRole,
@@ -54,7 +58,11 @@ __all__ = [
     "DEMO_NOW",
     "History",
     "INDUSTRIES",
+    "LeadFlow",
+    "LeadStep",
+    "LeadStepKind",
     "PRODUCTS",
+    "SALES_HOURS",
     "SALES_REPS",
     "SUPPORT_HOURS",
     "StepKind",
@@ -63,6 +71,7 @@ __all__ = [
     "TicketStep",
     "generate_customers",
     "generate_history",
+    "generate_leads",
     "generate_tickets",
     "seed_duplicates",
     "seeded_id",
@@ -1031,3 +1040,331 @@ def _ticket_steps(
             step(sent + timedelta(hours=rng.expovariate(1 / 8)), StepKind.ANSWER, score=score, id=survey)
     steps.sort(key=lambda s: s.at)
     return steps
+
+
+SALES_HOURS = BusinessCalendar(
+    timezone="Europe/Berlin",
+    hours=tuple(
+        WorkingHours(weekday=day, start="09:00", end="17:00")
+        for day in (Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY, Weekday.FRIDAY)
+    ),
+    holidays=(HolidayRule(country="DE"),),
+)
+"""When the demo's sales reps work: 09:00-17:00 in Berlin on weekdays, Germany's public holidays off."""
+
+
+class LeadStepKind(enum.Enum):
+    """One thing that happens to a lead, or to the deal it became (see `LeadStep`)."""
+
+    TOUCH = "touch"
+    """The owner calls or writes: a new lead becomes working, and the reassignment clock restarts."""
+    QUALIFY = "qualify"
+    """The lead is qualified and converted: a customer (found or new), a contact and a deal."""
+    DISQUALIFY = "disqualify"
+    """The lead is disqualified for ``reason``."""
+    NURTURE = "nurture"
+    """Not ready yet: the lead goes to nurturing."""
+    RUSH = "rush"
+    """The owner tries to move the new deal straight to the proposal stage before scoping it."""
+    SCOPE = "scope"
+    """The owner learns the amount and close date: the deal moves on."""
+    PROPOSE = "propose"
+    """A quote goes out: the deal moves to the proposal stage."""
+    NEGOTIATE = "negotiate"
+    """The customer negotiates: the deal moves on, with a next step."""
+    ACCEPT = "accept"
+    """The customer accepts the quote: the deal is won."""
+    LOSE = "lose"
+    """The deal is lost for ``reason`` (a quote sent is rejected)."""
+
+
+@attrs.frozen(kw_only=True)
+class LeadStep:
+    """What happens to a lead (or its deal) at ``at``; the owner is whoever holds the lead by then."""
+
+    at: datetime
+    kind: LeadStepKind
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class LeadFlow:
+    """A lead as it arrives (new, without an owner), what its prospect does and what will happen.
+
+    ``won`` is how the story ends, even if that lies after the generator's ``end``: True won,
+    False disqualified or lost, None nurtured. Steps may lie after ``end`` too.
+    """
+
+    lead: Lead
+    steps: tuple[LeadStep, ...]
+    activities: tuple[Activity, ...]
+    """What the prospect did (emails opened, pricing page visits, demo requests), for lead scoring."""
+    offer: tuple[QuoteLine, ...]
+    """What a quote offers them, in euros."""
+    estimate: Money
+    """The amount the owner expects when scoping the deal, before the quote."""
+    close_date: date
+    """The close date the owner expects when scoping the deal."""
+    customer_id: str | None
+    """The existing customer the lead comes from (the same company, or the same email), if any."""
+    won: bool | None
+
+
+# effect on the log-odds of winning, and relative frequency
+_LEAD_SOURCES = {
+    "web": (0.0, 30),
+    "referral": (1.4, 10),
+    "event": (0.6, 12),
+    "partner": (0.5, 8),
+    "paid_ads": (-0.7, 25),
+    "cold_list": (-1.3, 15),
+}
+_LEAD_INDUSTRIES = {
+    "software": (1.2, 16),
+    "finance": (0.9, 12),
+    "healthcare": (0.4, 12),
+    "logistics": (0.2, 12),
+    "manufacturing": (0.0, 14),
+    "retail": (-0.4, 14),
+    "hospitality": (-0.8, 10),
+    "education": (-1.2, 10),
+}
+_LEAD_SIZES = {5: (-1.4, 14), 12: (-0.6, 14), 30: (-0.4, 14), 80: (0.1, 14), 150: (0.2, 12), 400: (0.7, 10),
+               900: (0.7, 8), 1500: (0.6, 6), 4000: (0.5, 5), 12000: (-0.2, 3)}  # fmt: skip
+_LEAD_TITLES = {
+    "CEO": (0.4, 10),
+    "CTO": (0.6, 8),
+    "Head of IT": (0.5, 12),
+    "Operations Lead": (0.1, 14),
+    "Buyer": (-0.2, 12),
+    "Office Manager": (-0.4, 12),
+    "Developer": (-0.3, 14),
+    "Consultant": (-0.6, 10),
+    "Student": (-2.5, 8),
+}
+_LEAD_CAMPAIGNS: dict[str, tuple[str | None, ...]] = {
+    "web": ("seo", "pricing-page", None),
+    "referral": (None,),
+    "event": ("trade-fair-hannover", "summer-webinar"),
+    "partner": ("partner-program",),
+    "paid_ads": ("linkedin-ads", "search-ads"),
+    "cold_list": ("list-q2",),
+}
+_REGIONS = {"US": "amer", "BR": "amer", "JP": "apac"}
+"""Sales regions by country; every other demo country is in ``emea``."""
+_TAX_RATES = {"DE": 19, "FR": 20, "GB": 20, "NL": 21, "SE": 25}
+"""VAT on quotes by the customer's country; exports outside Europe carry none."""
+_DISQUALIFIED = (("no budget", 30), ("not a decision maker", 20), ("too small for us", 20),
+                 ("not reachable", 20), ("went with a competitor", 10))  # fmt: skip
+_LOST_FROM = (  # reasons by the number of stages the deal had moved on before it was lost
+    ("no real need", "no budget after all"),
+    ("no decision", "timing: not this year"),
+    ("price too high", "chose a competitor"),
+    ("chose a competitor", "legal terms", "price too high"),
+)
+
+
+def _pick(rng: random.Random, table: dict[str, tuple[float, int]]) -> tuple[str, float]:
+    name = rng.choices(list(table), [w for _, w in table.values()])[0]
+    return name, table[name][0]
+
+
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def _euros(sku: str) -> Money:
+    euros = next(price for code, _, price in PRODUCTS if code == sku)
+    return _local_price(euros, _COUNTRY_BY_CODE["DE"])
+
+
+def _product(sku: str) -> str:
+    return next(name for code, name, _ in PRODUCTS if code == sku)
+
+
+def _offer(size: int | None, country: str | None, rng: random.Random) -> tuple[QuoteLine, ...]:
+    """A year of a plan sized to the company, with extras for bigger firms, in euros."""
+    staff = size or 3
+    tax = Decimal(_TAX_RATES.get(country or "", 0))
+    discount = Decimal(10 if staff >= 1000 else 5 if staff >= 200 else 0)
+    plan = "SKU-TEAM" if staff < 50 else "SKU-BUSINESS"
+
+    def line(sku: str, quantity: int) -> QuoteLine:
+        return QuoteLine(
+            product=_product(sku),
+            quantity=Decimal(quantity),
+            unit_price=_euros(sku),
+            discount_percent=discount,
+            tax_rate=tax,
+        )
+
+    lines = [line(plan, 12)]
+    seats = min(300, staff // 20)
+    if seats:
+        lines.append(line("SKU-SEATS", 12 * seats))
+    if staff >= 50:
+        lines.append(line("SKU-ONBOARD", 1))
+    if staff >= 200:
+        lines.append(line("SKU-TRAIN", rng.randint(1, 4)))
+    if staff >= 1000:
+        lines.append(line("SKU-SUPPORT", 1))
+    return tuple(lines)
+
+
+def generate_leads(
+    customers: Sequence[Customer],
+    count: int,
+    *,
+    seed: int = 42,
+    start: datetime = DEMO_NOW - timedelta(weeks=8),
+    end: datetime = DEMO_NOW,
+    office: BusinessCalendar = SALES_HOURS,
+    existing: float = 0.12,
+) -> tuple[LeadFlow, ...]:
+    """``count`` leads arriving in ``[start, end)``, each with its prospect's activities and its story.
+
+    Leads come from sources (web, referral, event, partner, paid ads, a cold list) and campaigns,
+    at companies of eight industries and all sizes in the demo's countries and their sales
+    regions (emea, amer, apac). A share ``existing`` comes from customers who joined before
+    ``start``: someone new at a customer company (same company name), or a person customer
+    writing from the address they are known by (same email). Whether a lead is won depends on
+    its industry, source, company size and title (referrals of mid-size software firms win
+    often; students from cold lists never), plus chance; prospects who will buy show more
+    interest (demo requests, pricing page visits). Owners touch most leads within a few
+    business hours of ``office`` and then every few hours until they decide; a few are
+    forgotten for a day or more (reassignment takes them). Qualified leads become deals that
+    are scoped, quoted, negotiated and then won (the quote accepted) or lost with a reason;
+    some owners try to skip ahead before scoping. The same seed gives the same flows.
+    """
+    rng = random.Random(f"leads-{seed}")
+    known = [c for c in customers if c.created_at is None or c.created_at < start]
+    countries = list(COUNTRIES)
+    weights = [c.weight for c in COUNTRIES]
+    flows: list[LeadFlow] = []
+
+    def later(at: datetime, low: float, high: float) -> datetime:
+        return office.add(at, timedelta(hours=rng.uniform(low, high))).replace(microsecond=0)
+
+    for created in _arrivals(rng, count, start, end):
+        source, z = _pick(rng, _LEAD_SOURCES)
+        campaign = rng.choice(_LEAD_CAMPAIGNS[source])
+        title, effect = _pick(rng, _LEAD_TITLES)
+        z += effect
+        customer = rng.choice(known) if known and rng.random() < existing else None
+        country = rng.choices(countries, weights)[0]
+        if customer is not None:
+            country = _COUNTRY_BY_CODE.get(customer.country or "", country)
+            z += 0.8  # customers who know the product buy more easily
+        first, last = rng.choice(country.first_names), rng.choice(country.last_names)
+        company, industry, size, email = "", "", None, ""
+        if customer is not None and customer.kind is CustomerKind.PERSON:
+            # a freelancer who is a customer already, writing from the address we know
+            name, email, title = customer.name, customer.primary_email or "", "Consultant"
+            z += _LEAD_TITLES["Consultant"][0] - effect - 0.4
+        else:
+            name = f"{first} {last}"
+            if customer is not None:
+                company = customer.name
+                industry = str(customer.custom.get("industry", "")) or rng.choice(INDUSTRIES)
+                employees = customer.custom.get("employees")
+                size = employees if isinstance(employees, int) else None
+                domain = (customer.primary_email or "x@example.com").split("@")[1]
+            else:
+                industry = _pick(rng, _LEAD_INDUSTRIES)[0]
+                size = rng.choices(list(_LEAD_SIZES), [w for _, w in _LEAD_SIZES.values()])[0]
+                core = f"{rng.choice(country.company_words)} {rng.choice(_COMPANY_TRADES[industry])}"
+                company = f"{core} {rng.choice(country.company_suffixes)}"
+                domain = f"{_slug(core)}.{country.tld}"
+            z += _LEAD_INDUSTRIES.get(industry, (0.0, 0))[0]
+            z += _LEAD_SIZES[min(_LEAD_SIZES, key=lambda s: abs(s - (size or 5)))][0]
+            email = f"{_ascii(first)}.{_slug(last).replace('-', '')}@{domain}"
+        won: bool | None = rng.random() < _sigmoid(2.0 * z - 1.8 + rng.gauss(0, 0.3))
+        lead = Lead(
+            id=seeded_id(created, rng),
+            name=name,
+            company=company,
+            title=title,
+            email=EmailAddress(address=email) if email else None,
+            source=source,
+            campaign=campaign,
+            industry=industry,
+            company_size=size,
+            country=country.code,
+            region=_REGIONS.get(country.code, "emea"),
+            created_at=created,
+            updated_at=created,
+        )
+
+        forgotten = rng.random() < 0.06
+        first_touch = later(created, 20, 28) if forgotten else later(created, 0.2, 6)
+        decided = later(first_touch, 4, 24)
+        steps = [LeadStep(at=first_touch, kind=LeadStepKind.TOUCH)]
+        at = later(first_touch, 8, 15)
+        while at < decided:  # the owner keeps in touch until they decide
+            steps.append(LeadStep(at=at, kind=LeadStepKind.TOUCH))
+            at = later(at, 8, 15)
+        deal = bool(won) or rng.random() < 0.35
+        if not deal:
+            if rng.random() < 0.2:
+                won = None
+                steps.append(LeadStep(at=decided, kind=LeadStepKind.NURTURE))
+            else:
+                reasons = [r for r, _ in _DISQUALIFIED]
+                reason = rng.choices(reasons, [w for _, w in _DISQUALIFIED])[0]
+                if title == "Student":
+                    reason = "student, not a buyer"
+                steps.append(LeadStep(at=decided, kind=LeadStepKind.DISQUALIFY, reason=reason))
+        else:
+            steps.append(LeadStep(at=decided, kind=LeadStepKind.QUALIFY))
+            if rng.random() < 0.12:
+                steps.append(LeadStep(at=later(decided, 0.5, 6), kind=LeadStepKind.RUSH))
+            at = decided
+            stages = 3 if won else rng.choices(range(4), (25, 30, 25, 20))[0]
+            gaps = [(8.0, 32.0), (8.0, 32.0), (8.0, 24.0), (4.0, 24.0) if won else (8.0, 32.0)][: stages + 1]
+            if rng.random() < 0.15:  # the deal stalls for two or three weeks somewhere (it rots)
+                gaps[rng.randrange(len(gaps))] = (48.0, 120.0)
+            kinds = (LeadStepKind.SCOPE, LeadStepKind.PROPOSE, LeadStepKind.NEGOTIATE)
+            for kind, (low, high) in zip(kinds[:stages], gaps, strict=False):
+                at = later(at, low, high)
+                steps.append(LeadStep(at=at, kind=kind))
+            low, high = gaps[-1]
+            if won:
+                steps.append(LeadStep(at=later(at, low, high), kind=LeadStepKind.ACCEPT))
+            else:
+                reason = rng.choice(_LOST_FROM[stages])
+                steps.append(LeadStep(at=later(at, low, high), kind=LeadStepKind.LOSE, reason=reason))
+        offer = _offer(size, country.code, rng)
+        net = sum((line.net.amount for line in offer), Decimal(0))
+        estimate = (net * Decimal(rng.uniform(0.8, 1.25)) / 100).to_integral_value() * 100
+        first_scope = next((s.at for s in steps if s.kind is LeadStepKind.SCOPE), decided)
+        flows.append(
+            LeadFlow(
+                lead=lead,
+                steps=tuple(sorted(steps, key=lambda s: s.at)),
+                activities=_activities(rng, created, decided, bool(won), campaign),
+                offer=offer,
+                estimate=Money(max(Decimal(100), estimate), "EUR"),
+                close_date=(first_scope + timedelta(days=rng.randint(14, 45))).date(),
+                customer_id=None if customer is None else customer.id,
+                won=won,
+            )
+        )
+    return tuple(flows)
+
+
+def _activities(
+    rng: random.Random, created: datetime, decided: datetime, warm: bool, campaign: str | None
+) -> tuple[Activity, ...]:
+    """What a prospect did from two weeks before they became a lead until a week after the decision."""
+    span = (decided + timedelta(days=7)) - (created - timedelta(days=14))
+
+    def some(kind: str, mean: float) -> list[Activity]:
+        times = _times(rng, created - timedelta(days=14), decided + timedelta(days=7), mean * 365 / span.days)
+        return [Activity(kind=kind, at=t) for t in times]
+
+    found = some("email_opened", 4.0 if warm else 2.0) + some("pricing_page_visited", 2.0 if warm else 0.5)
+    if rng.random() < (0.6 if warm else 0.15):
+        found.append(Activity(kind="demo_requested", at=created + (decided - created) * rng.random()))
+    if campaign == "summer-webinar":
+        found.append(Activity(kind="webinar_attended", at=created - timedelta(hours=rng.randint(1, 48))))
+    return tuple(sorted(found, key=lambda a: (a.at, a.kind)))
