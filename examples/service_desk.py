@@ -112,7 +112,7 @@ def main() -> None:
         with crm.unit_of_work() as uow:
             tickets = list(uow.tickets.iter_all())
         report = policies.evaluate(tickets[2], evening)
-        print(f"{tickets[2].subject}: {report.statuses[0].explain()}")
+        print(f"{tickets[2].subject}: {report.statuses[0].explain(office.timezone)}")
         escalated = sum(t.team == "leads" for t in tickets)
         urgent = sum(t.priority is TicketPriority.HIGH for t in tickets)
         print(f"escalated to leads: {escalated}, raised to high: {urgent}")

@@ -695,7 +695,7 @@ def _late_ticket(crm: CRM, tenant: str, desk: ServiceDesk, report: Report) -> No
     vip = customer is not None and "vip" in customer.tags
     report.line()
     report.line("  Why is a ticket late? Ask its SLA status to explain itself:")
-    report.line('    POLICIES.evaluate(ticket, now, customer).status("resolution").explain()')
+    report.line('    POLICIES.evaluate(ticket, now, customer).status("resolution").explain("Europe/Berlin")')
     priority = ticket.priority.value
     original = desk.original.get(ticket.id)
     if original is not None and original is not ticket.priority:
@@ -703,7 +703,7 @@ def _late_ticket(crm: CRM, tenant: str, desk: ServiceDesk, report: Report) -> No
     report.line(f"    {ticket.subject!r} from {name}{' (VIP)' if vip else ''}")
     report.line(f"    priority {priority}, policy {ticket.sla_policy!r}")
     report.line(f"    created {_local(ticket.created_at)}, solved {_local(ticket.solved_at)}:")
-    _wrap(report, status.explain(), 6)
+    _wrap(report, status.explain("Europe/Berlin"), 6)
     report.line("    business time counted:")
     for span in status.counted:
         report.line(
