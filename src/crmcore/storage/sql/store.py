@@ -6,6 +6,7 @@ into the `crmcore.errors` tree.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
+    Table,
     any_,
     bindparam,
     case,
@@ -372,6 +374,26 @@ class SqlUnitOfWork(UnitOfWork):
         return len(rows)
 
 
+@functools.lru_cache(maxsize=64)
+def _update_statement(table: Table, columns: tuple[str, ...]) -> Any:
+    """One versioned UPDATE per table and column set, with bound parameters.
+
+    Built once and reused, so SQLAlchemy compiles it once (its cache keys a statement by shape);
+    an UPDATE with the values inlined is a new statement to build and key on every save.
+    """
+    c = table.c
+    key = {"tenant_id", "id"}
+    return (
+        update(table)
+        .where(
+            c.tenant_id == bindparam("v_tenant_id", type_=c.tenant_id.type),
+            c.id == bindparam("v_id", type_=c.id.type),
+            c.version == bindparam("expected_version", type_=c.version.type),
+        )
+        .values({name: bindparam(f"v_{name}", type_=c[name].type) for name in columns if name not in key})
+    )
+
+
 class SqlRepository(Repository[T]):
     """A repository over one table, every statement scoped to the unit of work's tenant."""
 
@@ -418,14 +440,11 @@ class SqlRepository(Repository[T]):
 
     def _save(self, obj: T, expected_version: int) -> None:
         row = self.mapping.to_row(obj, self.uow.tenant)
-        del row["tenant_id"], row["id"]
         id = obj.id  # type: ignore[attr-defined]
+        params = {f"v_{name}": value for name, value in row.items()}
+        params["expected_version"] = expected_version
         with translate_errors(self.aggregate.name):
-            result = self.uow.conn.execute(
-                update(self.table)
-                .where(self._mine(), self.c.id == id, self.c.version == expected_version)
-                .values(row)
-            )
+            result = self.uow.conn.execute(_update_statement(self.table, tuple(row)), params)
             if result.rowcount == 1:
                 return
             stored = self.uow.conn.execute(
