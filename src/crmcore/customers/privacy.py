@@ -34,7 +34,9 @@ __all__ = [
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
     "ErasureReport",
+    "anonymize_opportunity",
     "anonymize_order",
+    "anonymize_quote",
     "erase_customer",
     "export_customer",
     "merged_into",
@@ -157,7 +159,43 @@ def anonymize_order(order: Order, pseudonym: str) -> Order:
     return order
 
 
-ANONYMIZERS: Mapping[str, Anonymizer] = MappingProxyType({"orders": anonymize_order})
+def anonymize_opportunity(deal: Any, pseudonym: str) -> Any:
+    """A deal without personal data, kept for pipeline, funnel and forecast history.
+
+    Keeps amounts, line items, stages and their history, dates and the owner (a rep, not the
+    customer); re-links it to ``pseudonym`` like `anonymize_order`. Clears what may name or
+    describe the person: the deal's name, next step, contact, originating lead, tags, custom
+    fields, and a lost reason's text (a lost deal keeps that it was lost).
+    """
+    deal.customer_id = pseudonym
+    deal.name = "Erased customer's deal"
+    deal.next_step = ""
+    deal.contact_id = None
+    deal.lead_id = None
+    deal.tags = ()
+    deal.custom = {}
+    if deal.lost_reason:
+        deal.lost_reason = "(erased)"
+    return deal
+
+
+def anonymize_quote(quote: Any, pseudonym: str) -> Any:
+    """A quote without personal data, kept for revenue figures: lines, totals, status and dates stay.
+
+    Re-links it to ``pseudonym``; clears the quote number (printed on the person's documents),
+    custom fields and a rejection reason's text.
+    """
+    quote.customer_id = pseudonym
+    quote.number = ""
+    quote.custom = {}
+    if quote.rejection_reason:
+        quote.rejection_reason = "(erased)"
+    return quote
+
+
+ANONYMIZERS: Mapping[str, Anonymizer] = MappingProxyType(
+    {"orders": anonymize_order, "opportunities": anonymize_opportunity, "quotes": anonymize_quote}
+)
 """Aggregates erasure keeps, anonymized, by repository name; every other linked aggregate is deleted."""
 
 
