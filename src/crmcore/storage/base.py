@@ -25,7 +25,7 @@ from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, check_segment_condi
 from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.ids import check_id
-from crmcore.money import check_currency
+from crmcore.money import Money, check_currency
 from crmcore.pipeline.lead import LEAD_FIELDS, Lead
 from crmcore.pipeline.opportunity import OPPORTUNITY_FIELDS, Opportunity
 from crmcore.pipeline.quote import QUOTE_FIELDS, Quote
@@ -48,6 +48,7 @@ __all__ = [
     "OPPORTUNITIES",
     "ORDERS",
     "OrderRepository",
+    "PurchaseStats",
     "QUOTES",
     "Repository",
     "SLA_TIMERS",
@@ -520,6 +521,45 @@ class OrderRepository(Repository[Order]):
 
     @abc.abstractmethod
     def _totals(self, customer_ids: list[str] | None, until: datetime | None) -> dict[str, OrderTotals]: ...
+
+    def purchase_stats(
+        self, *, through: datetime, currency: str | None = None, customer_ids: Iterable[str] | None = None
+    ) -> list[PurchaseStats]:
+        """Per (customer, currency): the counted orders placed at or before ``through``, aggregated.
+
+        What customer summaries need, computed where the data lives (one grouped SQL query).
+        ``currency`` keeps only orders in it; ``customer_ids`` only those customers. Sorted by
+        customer id, then currency. Purchase days are UTC calendar days.
+        """
+        self.uow.require_open()
+        if isinstance(customer_ids, str):
+            raise ValidationError("customer_ids", "must be a list of ids, not one string")
+        ids = None if customer_ids is None else [check_id(i, "customer_ids") for i in customer_ids]
+        code = None if currency is None else check_currency(currency)
+        return self._purchase_stats(utc_datetime(through, "through"), code, ids)
+
+    @abc.abstractmethod
+    def _purchase_stats(
+        self, through: datetime, currency: str | None, customer_ids: list[str] | None
+    ) -> list[PurchaseStats]: ...
+
+
+@attrs.frozen(kw_only=True)
+class PurchaseStats:
+    """One customer's counted orders in one currency, aggregated for customer summaries.
+
+    ``purchase_days`` counts distinct UTC calendar days with a counted order;
+    ``first_day_spend`` is the spend on the first of them (summaries leave it out of the mean
+    repeat purchase value).
+    """
+
+    customer_id: str
+    orders: int
+    purchase_days: int
+    spend: Money
+    first_day_spend: Money
+    first_order_at: datetime
+    last_order_at: datetime
 
 
 class InteractionRepository(Repository[Interaction]):

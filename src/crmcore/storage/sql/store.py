@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
+    Date,
     Engine,
     String,
     Table,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     case,
     create_engine,
     delete,
+    distinct,
     event,
     func,
     insert,
@@ -56,6 +58,7 @@ from crmcore.storage.base import (
     CustomerRepository,
     InteractionRepository,
     OrderRepository,
+    PurchaseStats,
     Repository,
     StoreCapabilities,
     UnitOfWork,
@@ -658,6 +661,64 @@ class SqlOrderRepository(SqlRepository[Order], OrderRepository):
                 query = stmt if chunk is None else stmt.where(c.customer_id.in_(chunk))
                 rows += self.uow.conn.execute(query).all()
         return _fold_totals(rows)
+
+    def _purchase_stats(
+        self, through: datetime, currency: str | None, customer_ids: list[str] | None
+    ) -> list[PurchaseStats]:
+        # One statement: the inner select tags each counted order with its UTC day and the
+        # customer's first day (a window), the outer one groups per (customer, currency).
+        c = self.c
+        if self.uow.store.dialect == "postgresql":
+            day: Any = func.timezone("UTC", c.ordered_at).cast(Date)
+        else:  # UtcDateTime is a fixed-width UTC text elsewhere: its first 10 characters are the day
+            day = func.substr(c.ordered_at, 1, 10)
+        inner = select(
+            c.customer_id,
+            c.currency,
+            c.total_minor,
+            c.ordered_at,
+            day.label("day"),
+            func.min(day).over(partition_by=(c.customer_id, c.currency)).label("first_day"),
+        ).where(self._mine(), c.counts.is_(True), c.ordered_at <= through)
+        if currency is not None:
+            inner = inner.where(c.currency == currency)
+        rows: list[Any] = []
+        chunks: list[list[str] | None] = (
+            [None]
+            if customer_ids is None
+            else [customer_ids[i : i + _ID_CHUNK] for i in range(0, len(customer_ids), _ID_CHUNK)]
+        )
+        with translate_errors(self.aggregate.name):
+            for chunk in chunks:
+                sub = (inner if chunk is None else inner.where(c.customer_id.in_(chunk))).subquery()
+                stmt = select(
+                    sub.c.customer_id,
+                    sub.c.currency,
+                    func.count(),
+                    func.count(distinct(sub.c.day)),
+                    func.sum(sub.c.total_minor),
+                    func.sum(case((sub.c.day == sub.c.first_day, sub.c.total_minor), else_=0)),
+                    func.min(sub.c.ordered_at),
+                    func.max(sub.c.ordered_at),
+                ).group_by(sub.c.customer_id, sub.c.currency)
+                rows += self.uow.conn.execute(stmt).all()
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [
+            PurchaseStats(
+                customer_id=r[0],
+                orders=int(r[2]),
+                purchase_days=int(r[3]),
+                spend=_minor_money(r[4], r[1]),
+                first_day_spend=_minor_money(r[5], r[1]),
+                first_order_at=_utc(r[6]),
+                last_order_at=_utc(r[7]),
+            )
+            for r in rows
+        ]
+
+
+def _minor_money(minor: Any, currency: str) -> Money:
+    return Money(Decimal(int(minor)).scaleb(-minor_units(currency)), currency)
 
 
 def _fold_totals(rows: list[Any]) -> dict[str, OrderTotals]:
