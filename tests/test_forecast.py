@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import itertools
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crmcore.analytics.forecast import (
     ForecastPeriod,
@@ -14,6 +17,7 @@ from crmcore.analytics.forecast import (
     Quota,
     pipeline_forecast,
 )
+from crmcore.analytics.pipeline_simulation import estimate_slippage, estimate_win_rates, simulate_pipeline
 from crmcore.analytics.revenue_forecast import (
     RevenueSeries,
     forecast_bias,
@@ -25,7 +29,7 @@ from crmcore.analytics.revenue_forecast import (
 from crmcore.customers.order import Order, OrderLine, OrderStatus
 from crmcore.errors import ValidationError
 from crmcore.money import Money
-from crmcore.pipeline.opportunity import ForecastCategory, Opportunity
+from crmcore.pipeline.opportunity import ForecastCategory, Opportunity, StageChange
 from crmcore.serialization import structure, unstructure
 
 JAN = ForecastPeriod(start=date(2025, 1, 1))
@@ -291,3 +295,108 @@ def test_error_measures() -> None:
     assert seasonal_naive([1, 2, 3, 4], horizon=5, season=2) == (3, 4, 3, 4, 3)
     with pytest.raises(ValidationError, match="non-zero"):
         mape([0], [1])
+
+
+# --- (c) pipeline simulation -------------------------------------------------------------------
+
+NOW = datetime(2025, 1, 10, 12, tzinfo=UTC)
+
+
+def closed_deal(won_it: bool, stages: list[str], *, close: date, closed: date) -> Opportunity:
+    """A closed deal that went through ``stages`` and ended won or lost."""
+    end = "Won" if won_it else "Lost"
+    path = [*stages, end]
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    history = [
+        StageChange(at=at + timedelta(days=i), from_stage=a, to_stage=b, time_in_stage=timedelta(days=1))
+        for i, (a, b) in enumerate(itertools.pairwise(path))
+    ]
+    return deal(
+        "100",
+        close,
+        stage=end,
+        stage_history=history,
+        won=won_it,
+        lost_reason="" if won_it else "price",
+        closed_at=datetime.combine(closed, datetime.min.time(), UTC),
+        probability=100 if won_it else 0,
+    )
+
+
+def test_win_rates_and_slippage_from_history() -> None:
+    """Stage-to-win = won share of closed deals through the stage; slip = actual minus expected close."""
+    history = [
+        closed_deal(True, ["Prospect", "Proposal"], close=date(2024, 3, 1), closed=date(2024, 3, 11)),
+        closed_deal(False, ["Prospect", "Proposal"], close=date(2024, 3, 1), closed=date(2024, 3, 1)),
+        closed_deal(False, ["Prospect"], close=date(2024, 3, 1), closed=date(2024, 3, 1)),
+        closed_deal(True, ["Prospect"], close=date(2024, 3, 1), closed=date(2024, 2, 25)),
+    ]
+    rates = estimate_win_rates(history, min_deals=2)
+    by_stage = {r.stage: (r.reached, r.won) for r in rates.rates}
+    assert by_stage["Prospect"] == (4, 2) and by_stage["Proposal"] == (2, 1)
+    assert rates.for_deal(deal("1", date(2025, 1, 1), stage="Proposal")) == (0.5, "history")
+    thin = estimate_win_rates(history, min_deals=3)
+    assert thin.for_deal(deal("1", date(2025, 1, 1), stage="Proposal", probability=40)) == (
+        0.4,
+        "stage probability",
+    )
+    slips = estimate_slippage(history)
+    assert slips.days == (-5, 10) and slips.mean == 2.5 and slips.late_share == 0.5
+    assert estimate_slippage([]).days == (0,)
+
+
+def test_certain_deals_give_a_degenerate_interval_equal_to_the_sum() -> None:
+    """When every deal surely wins on its date, P10 = P50 = P90 = the sum of each period's deals."""
+    pytest.importorskip("numpy")
+    deals = [
+        deal("100.10", date(2025, 1, 20), probability=100),
+        deal("0.25", date(2025, 1, 31), probability=100),
+        deal("300", date(2025, 2, 1), probability=100),
+        deal("5", date(2024, 12, 1), probability=100),  # overdue: lands today
+        deal("7", date(2025, 9, 1), probability=100),  # after the horizon
+    ]
+    result = simulate_pipeline(deals, now=NOW, horizon=3, simulations=200)
+    jan, feb, mar = result.periods
+    assert jan.p10 == jan.p50 == jan.p90 == jan.mean == Money("105.35", "EUR")
+    assert feb.p10 == feb.p90 == Money("300", "EUR") and mar.p90 == Money("0", "EUR")
+    assert result.horizon_total.p50 == Money("405.35", "EUR") and result.beyond_horizon_mean == Money(
+        "7", "EUR"
+    )
+    assert {source for _, _, source in result.deal_probabilities} == {"stage probability"}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    probabilities=st.lists(st.integers(0, 100), min_size=1, max_size=8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_quantiles_are_ordered_and_deterministic(probabilities: list[int], seed: int) -> None:
+    """P10 <= P50 <= P90 in every period and the horizon, and one seed always gives the same result."""
+    deals = [
+        deal(str(10 * (i + 1)), date(2025, 1 + i % 3, 5), probability=p) for i, p in enumerate(probabilities)
+    ]
+    history = [
+        closed_deal(i % 3 == 0, ["Proposal"], close=date(2024, 5, 1), closed=date(2024, 5, 1 + i))
+        for i in range(12)
+    ]
+    a = simulate_pipeline(deals, history, now=NOW, simulations=300, seed=seed)
+    b = simulate_pipeline(deals, history, now=NOW, simulations=300, seed=seed)
+    assert a == b
+    for p in (*a.periods, a.horizon_total):
+        assert p.p10 <= p.p50 <= p.p90
+    assert a.horizon_total.p90 <= Money(sum(10 * (i + 1) for i in range(len(deals))), "EUR")
+
+
+def test_history_drives_win_rates_and_slippage() -> None:
+    """With enough history, deals win at the stage's historical rate and slip by the historical delay."""
+    pytest.importorskip("numpy")
+    history = [
+        closed_deal(i < 5, ["Proposal"], close=date(2024, 5, 1), closed=date(2024, 6, 1)) for i in range(20)
+    ]  # a quarter win from Proposal, each a month late
+    deals = [deal("1000", date(2025, 1, 15), probability=90) for _ in range(40)]
+    result = simulate_pipeline(deals, history, now=NOW, horizon=3, simulations=4000, seed=1)
+    jan, feb, _ = result.periods
+    assert jan.mean == Money("0", "EUR")  # every win slipped a month
+    assert float(feb.mean.amount) == pytest.approx(40 * 1000 * 0.25, rel=0.02)
+    assert feb.p10 < feb.p50 < feb.p90
+    assert result.deal_probabilities[0][1:] == (0.25, "history")
