@@ -43,7 +43,6 @@ _EXTRA_HINT = 'lifetime value models need numpy and scipy: pip install "crmcore[
 # Log-parameters are kept within this distance of their start: a parameter that runs to the edge has
 # no finite maximum-likelihood estimate on this data, which we report instead of returning it.
 _LOG_BOUND = 18.0
-_MAX_ROWS_LISTED = 1
 
 
 class FitError(CrmError):
