@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import math
+import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +19,7 @@ from crmcore.analytics.forecast import (
     Quota,
     pipeline_forecast,
 )
+from crmcore.analytics.forecast_backtest import backtest
 from crmcore.analytics.pipeline_simulation import estimate_slippage, estimate_win_rates, simulate_pipeline
 from crmcore.analytics.revenue_forecast import (
     RevenueSeries,
@@ -400,3 +403,47 @@ def test_history_drives_win_rates_and_slippage() -> None:
     assert float(feb.mean.amount) == pytest.approx(40 * 1000 * 0.25, rel=0.02)
     assert feb.p10 < feb.p50 < feb.p90
     assert result.deal_probabilities[0][1:] == (0.25, "history")
+
+
+# --- (d) backtest ------------------------------------------------------------------------------
+
+
+def generated_series(months: int = 60, seed: int = 3) -> list[float]:
+    """A trending, seasonal monthly series with noise."""
+    rng = random.Random(seed)
+    return [1000 + 10 * t + 200 * math.sin(2 * math.pi * t / 12) + rng.gauss(0, 20) for t in range(months)]
+
+
+def test_backtest_scores_each_method_on_past_cutoffs() -> None:
+    """On a trending seasonal series smoothing beats the naive baselines; scores match the points."""
+    pytest.importorskip("statsmodels")
+    series = RevenueSeries(start=date(2020, 1, 1), values=generated_series())
+    result = backtest(series, cutoffs=6)
+    assert {s.method for s in result.scores} == {"exponential_smoothing", "seasonal_naive", "naive"}
+    assert result.best.method == "exponential_smoothing"
+    assert result.score("exponential_smoothing").mape < 3 < result.score("seasonal_naive").mape
+    assert result.score("seasonal_naive").bias < 0  # a growing series outruns last year's value
+    mine = [p for p in result.points if p.method == "naive"]
+    assert [p.month for p in mine][:2] == [date(2024, 7, 1), date(2024, 8, 1)]
+    assert result.score("naive").mape == pytest.approx(
+        mape([p.actual for p in mine], [p.forecast for p in mine])
+    )
+
+
+def test_backtest_takes_any_method_and_sees_only_the_past() -> None:
+    """A custom method gets only the months before each cutoff; a perfect method scores zero."""
+    values = [float(v) for v in range(1, 21)]
+    seen: list[int] = []
+
+    def next_value(history: RevenueSeries, month: date | None) -> float:
+        seen.append(len(history))
+        return history.values[-1] + 1
+
+    result = backtest(values, {"perfect": next_value, "flat": lambda h, m: h.values[-1]}, cutoffs=5)
+    assert seen == [15, 16, 17, 18, 19]
+    assert result.score("perfect").mape == 0 and result.score("perfect").bias == 0
+    assert result.score("flat").bias < 0 and result.best.method == "perfect"
+    with pytest.raises(ValidationError, match="is not one of perfect, flat"):
+        result.score("nope")
+    with pytest.raises(ValidationError, match="cutoffs"):
+        backtest(values, {"flat": lambda h, m: 1.0}, cutoffs=20)
