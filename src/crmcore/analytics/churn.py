@@ -564,6 +564,31 @@ class ChurnBacktest:
         """Share of the population that stopped buying: the precision of flagging everyone."""
         return None if not self.customers else self.stopped / self.customers
 
+    def to_dataframe(self) -> Any:
+        """One row for all rules together (``rule`` = ``"any"``), then one per rule, as a pandas DataFrame.
+
+        Columns: rule, flagged, true_positives, precision, recall (of the customers who stopped).
+
+        Raises:
+            MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
+        """
+        from crmcore.analytics._forecast_support import require
+
+        rows = [("any", self.flagged, self.true_positives)]
+        rows += [(r.rule, r.flagged, r.true_positives) for r in self.rules]
+        return require("pandas", "pandas").DataFrame(
+            [
+                {
+                    "rule": rule,
+                    "flagged": flagged,
+                    "true_positives": hits,
+                    "precision": hits / flagged if flagged else None,
+                    "recall": hits / self.stopped if self.stopped else None,
+                }
+                for rule, flagged, hits in rows
+            ]
+        )
+
 
 def _rules(value: Any, path: str) -> tuple[ChurnRule, ...]:
     if isinstance(value, str | bytes | dict) or not isinstance(value, list | tuple):
@@ -750,6 +775,18 @@ class ChurnPrediction:
     intercept: float
     contributions: tuple[FeatureContribution, ...]
 
+    def to_dataframe(self) -> Any:
+        """The contributions as a pandas DataFrame (feature, value, log_odds), largest first.
+
+        Raises:
+            MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
+        """
+        from crmcore.analytics._forecast_support import require
+
+        return require("pandas", "pandas").DataFrame(
+            [attrs.asdict(c) for c in self.contributions], columns=["feature", "value", "log_odds"]
+        )
+
 
 @attrs.frozen(kw_only=True)
 class ChurnClassifier:
@@ -780,6 +817,21 @@ class ChurnClassifier:
         if column not in columns:
             raise ValidationError("column", f"{column!r} is not one of {', '.join(map(repr, columns))}")
         return self.coefficients[columns.index(column)]
+
+    def to_dataframe(self) -> Any:
+        """The intercept (column ``"(intercept)"``) then each coefficient, as a pandas DataFrame.
+
+        Raises:
+            MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
+        """
+        from crmcore.analytics._forecast_support import require
+
+        return require("pandas", "pandas").DataFrame(
+            {
+                "column": ["(intercept)", *self.columns],
+                "coefficient": [self.intercept, *self.coefficients],
+            }
+        )
 
     def _encode(self, rows: Sequence[Mapping[str, Any]]) -> Any:
         return _design(_numpy(), self.features, rows)

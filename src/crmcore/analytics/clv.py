@@ -473,6 +473,26 @@ class BetaGeoFit:
             for n in ("r", "alpha", "a", "b")
         )
 
+    def to_dataframe(self) -> Any:
+        """`estimates` as a pandas DataFrame indexed by ``name``: value, standard error, 95 % bounds.
+
+        Raises:
+            MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
+        """
+        from crmcore.analytics._forecast_support import require
+
+        rows = [
+            {
+                "name": e.name,
+                "value": e.value,
+                "standard_error": e.standard_error,
+                "lower_95": e.lower_95,
+                "upper_95": e.upper_95,
+            }
+            for e in self.estimates
+        ]
+        return require("pandas", "pandas").DataFrame(rows).set_index("name")
+
     @overload
     def probability_alive(self, frequency: float, recency: float, age: float) -> float: ...
     @overload
@@ -698,6 +718,26 @@ class GammaGammaFit:
             ParameterEstimate(name=n, value=getattr(self, n), standard_error=getattr(self, f"{n}_se"))
             for n in ("p", "q", "gamma")
         )
+
+    def to_dataframe(self) -> Any:
+        """`estimates` as a pandas DataFrame indexed by ``name``: value, standard error, 95 % bounds.
+
+        Raises:
+            MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
+        """
+        from crmcore.analytics._forecast_support import require
+
+        rows = [
+            {
+                "name": e.name,
+                "value": e.value,
+                "standard_error": e.standard_error,
+                "lower_95": e.lower_95,
+                "upper_95": e.upper_95,
+            }
+            for e in self.estimates
+        ]
+        return require("pandas", "pandas").DataFrame(rows).set_index("name")
 
     @property
     def population_mean_value(self) -> float:

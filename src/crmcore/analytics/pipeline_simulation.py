@@ -90,6 +90,12 @@ class WinRates:
         """One row per pipeline and stage."""
         return [{**attrs.asdict(r), "rate": r.rate, "used": r.reached >= self.min_deals} for r in self.rates]
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """`rows` as a pandas DataFrame (needs the ``pandas`` extra)."""
+        return require("pandas", "pandas").DataFrame(
+            self.rows(), columns=["pipeline", "stage", "reached", "won", "rate", "used"]
+        )
+
 
 def estimate_win_rates(closed: Iterable[Opportunity], *, min_deals: int = 10) -> WinRates:
     """Stage-to-win rates from closed deals' stage histories (open deals are ignored).
@@ -127,6 +133,10 @@ class Slippage:
     def late_share(self) -> float:
         """Share of deals that closed after their close date."""
         return sum(d > 0 for d in self.days) / len(self.days)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per observed slip (column ``days``) as a pandas DataFrame (needs the ``pandas`` extra)."""
+        return require("pandas", "pandas").DataFrame({"days": list(self.days)})
 
 
 def estimate_slippage(closed: Iterable[Opportunity]) -> Slippage:
