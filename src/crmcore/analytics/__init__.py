@@ -77,6 +77,7 @@ from crmcore.analytics.pipeline_simulation import (
     estimate_win_rates,
     simulate_pipeline,
 )
+from crmcore.analytics.plots import plot_forecast, plot_funnel, plot_probability_alive, plot_rfm_grid
 from crmcore.analytics.revenue_forecast import (
     RevenueForecast,
     RevenueForecastPoint,
@@ -185,6 +186,10 @@ __all__ = [
     "monthly_revenue",
     "pareto",
     "pipeline_forecast",
+    "plot_forecast",
+    "plot_funnel",
+    "plot_probability_alive",
+    "plot_rfm_grid",
     "rfm",
     "seasonal_naive",
     "simulate_pipeline",
