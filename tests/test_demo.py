@@ -15,6 +15,7 @@ import pytest
 import crmcore
 from crmcore import Field
 from crmcore.__main__ import main
+from crmcore._demo_analytics import ANALYTICS_TITLE, EXTRA_HINT, missing_extras
 from crmcore.customers.segments import Segment, count_members
 from crmcore.demo import Progress
 from crmcore.demo_data import (
@@ -33,6 +34,7 @@ DESK = "Service desk: routing, SLA clocks and escalation"
 METRICS = "Service metrics: response, resolution, SLA attainment, CSAT, backlog"
 SALES = "Sales: leads routed, reassigned, scored and converted"
 PIPELINE = "Sales pipeline: stages, quotes, won and lost"
+EXTRA_MODULES = ("numpy", "scipy", "statsmodels")
 STORED = re.compile(
     r"Stored: ([\d,]+) leads, ([\d,]+) opportunities, ([\d,]+) quotes, ([\d,]+) new customers,\n"
     r"  ([\d,]+) contacts, ([\d,]+) queue states; ([\d,]+) events recorded to the outbox"
@@ -533,3 +535,65 @@ def test_generated_leads_are_reproducible_and_tell_a_story() -> None:
         assert flow.offer and all(line.unit_price.currency == "EUR" for line in flow.offer)
     assert 0 < sum(1 for f in flows if f.customer_id is not None) < len(flows) // 4
     assert 0 < sum(1 for f in flows if f.won) < len(flows) // 2
+
+
+def test_analytics_section_agrees_with_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Summaries count the store's EUR buyers, segments add up to them, the funnel starts at every deal."""
+    db = tmp_path / "analytics.db"
+    code, report, err = run(capsys, "demo", "--db", f"sqlite:///{db}", "--customers", str(N))
+    assert code == 0, err
+    analytics = titled(report, ANALYTICS_TITLE)
+    assert report.index(ANALYTICS_TITLE) > report.index(PIPELINE)
+    assert report.index(ANALYTICS_TITLE) < report.index("Next steps")
+    assert "docs/customer_summaries.md" in titled(report, "Next steps")
+    found = re.search(r"customers with a purchase \(summaries\) \.+ ([\d,]+)$", analytics, re.M)
+    assert found is not None
+    summaries = number(found.group(1))
+    segments = re.search(r"segment\s+customers\n.*?\n(.*?)^    all\s+([\d,]+)$", analytics, re.S | re.M)
+    assert segments is not None
+    counts = [number(c) for c in re.findall(r"^    [a-z' ]+?\s+([\d,]+)$", segments.group(1), re.M)]
+    assert counts and sum(counts) == number(segments.group(2)) == summaries
+    pareto = re.search(r"Pareto: [\d.]+ % of customers \(([\d,]+) of ([\d,]+)\) bring 80 %", analytics)
+    assert pareto is not None and 0 < number(pareto.group(1)) <= number(pareto.group(2)) == summaries
+    assert "fit failed" in analytics or re.search(r"^    BG/NBD\s+r\s", analytics, re.M)
+    assert re.search(r"^    overdue\s+high\s+[\d,]+$", analytics, re.M)
+    assert re.search(r"precision [\d.-]+ %|precision -", analytics)
+    first_step = re.search(r"^    Discovery\s+Qualified\s+([\d,]+)\s+([\d,]+)\s", analytics, re.M)
+    assert first_step is not None
+    won_lost_open = re.search(r"won ([\d,]+), lost ([\d,]+), open ([\d,]+); win rate", analytics)
+    assert won_lost_open is not None
+    assert "P10" in analytics and "forecast_revenue(" in analytics  # 3 years of order history
+
+    with crmcore.open(f"sqlite:///{db}") as crm, crm.unit_of_work("demo") as uow:
+        buyers = {
+            o.customer_id
+            for o in uow.orders.find(Field("currency") == "EUR")
+            if o.status.counts and o.ordered_at <= DEMO_NOW
+        }
+        assert len(buyers) == summaries
+        deals = uow.opportunities.count()
+        assert number(first_step.group(1)) == deals == sum(map(number, won_lost_open.groups()))
+        assert number(won_lost_open.group(1)) == uow.opportunities.count(Field("won") == True)  # noqa: E712
+
+
+def test_analytics_section_runs_without_the_analytics_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With numpy, scipy and statsmodels unimportable the demo still runs and names the extra to install."""
+    for name in EXTRA_MODULES:
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
+    assert missing_extras() == list(EXTRA_MODULES)
+    code, report, err = run(capsys, "demo", "--db", "memory://", "--customers", str(N))
+    assert code == 0, err
+    analytics = titled(report, ANALYTICS_TITLE)
+    assert f"(numpy, scipy, statsmodels missing): {EXTRA_HINT}." in analytics
+    assert f"Simulation and revenue forecast skipped: {EXTRA_HINT}." in analytics
+    assert "probably_gone needs the lifetime value fit" in analytics
+    assert "BG/NBD" not in analytics and "P10" not in analytics
+    # the plain-Python parts are all there
+    assert "Pareto:" in analytics and "win rate" in analytics and "best case" in analytics
+
+
+def test_missing_extras_is_empty_in_dev() -> None:
+    """The dev venv has the analytics extra, so the full report (models included) is what the tests see."""
+    assert missing_extras() == []

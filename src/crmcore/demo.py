@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 import crmcore
 from crmcore import CRM, ConcurrencyError, Field, FixedClock, Money, NotFound, ValidationError
+from crmcore._demo_analytics import analytics_section
 from crmcore._demo_customers import duplicates_section, history_section, segments_section, view_section
 from crmcore._demo_sales import sales_pipeline_section, sales_section
 from crmcore._demo_service import service_desk_section, service_metrics_section
@@ -169,6 +170,7 @@ def run_demo(options: DemoOptions, *, out: TextIO, err: TextIO) -> None:
         service_metrics_section(crm, tenant, report)
         sales, _ = sales_section(crm, tenant, options.seed, clock, report)
         sales_pipeline_section(crm, tenant, sales, report)
+        analytics_section(crm, tenant, options.seed, report)
         _next_steps(crm, options, report)
 
 
@@ -610,4 +612,8 @@ def _next_steps(crm: CRM, options: DemoOptions, report: Report) -> None:
     report.line("  Read docs/index.md for the concepts, the storage contract and the condition language;")
     report.line("  the service desk is in docs/tickets.md, calendars.md, assignment.md, escalation.md")
     report.line("  and service_metrics.md; sales in docs/leads_and_opportunities.md, pipelines.md,")
-    report.line("  lead_conversion.md, lead_scoring.md and quotes.md.")
+    report.line(
+        "  lead_conversion.md, lead_scoring.md and quotes.md; analytics in docs/customer_summaries.md,"
+    )
+    report.line("  rfm.md, lifetime_value.md, churn.md, funnel.md and forecasting.md (models need")
+    report.line('  pip install "crmcore[analytics]").')
