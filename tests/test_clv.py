@@ -279,3 +279,28 @@ def test_module_imports_without_the_extra() -> None:
     """The module itself imports when numpy and scipy are absent (they load on first use)."""
     code = "import sys; sys.modules['numpy'] = sys.modules['scipy'] = None; import crmcore.analytics.clv"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fit_summaries_reads_money_spend_like_plain_numbers(gamma_gamma: GammaGammaFit) -> None:
+    """Customer summaries carry spend as Money; fit_summaries takes its amount, giving the same fit."""
+    from types import SimpleNamespace
+
+    from crmcore.money import Money
+
+    records = [
+        SimpleNamespace(frequency=int(x), monetary_value=Money(f"{m:.2f}", "USD"))
+        for x, m in zip(SPEND_X, SPEND_M, strict=True)
+    ]
+    fitted = GammaGammaModel().fit_summaries(records)
+    assert (fitted.p, fitted.q, fitted.gamma) == pytest.approx(
+        (gamma_gamma.p, gamma_gamma.q, gamma_gamma.gamma), rel=1e-3
+    )
+
+
+def test_gamma_gamma_refuses_spend_without_heterogeneity() -> None:
+    """Customers whose mean spends differ only by purchase noise leave q unbounded: FitError says so."""
+    rng = np.random.default_rng(3)
+    frequency = rng.integers(1, 12, size=800)
+    spend = np.array([rng.gamma(50.0, 2.0, size=int(n)).mean() for n in frequency])  # one shared nu
+    with pytest.raises(FitError, match="hardly varies between customers"):
+        GammaGammaModel().fit(frequency, spend)

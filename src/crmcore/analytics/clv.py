@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, overload
 import attrs
 
 from crmcore.errors import CrmError, FieldError, ValidationError
+from crmcore.money import Money
 
 if TYPE_CHECKING:
     import numpy as np
@@ -208,12 +209,16 @@ def _summary_columns(summaries: Iterable[Any], names: Sequence[tuple[str, ...]])
         for column, spellings in zip(columns, names, strict=True):
             for spelling in spellings:
                 if hasattr(record, spelling):
-                    column.append(float(getattr(record, spelling)))
+                    value = getattr(record, spelling)
+                    column.append(float(value.amount if isinstance(value, Money) else value))
                     break
             else:
                 raise ValidationError(f"summaries[{index}]", f"has no attribute {spellings[0]!r}")
     return columns
 
+
+_MAX_Q = 1e4
+"""Past this q the customers' mean spends are all but equal: the Gamma-Gamma mixing is not identified."""
 
 # --------------------------------------------------------------------------------------------------
 # optimisation shared by both models
@@ -276,11 +281,6 @@ def _maximize(
             f"{'it runs' if len(at_edge) == 1 else 'they run'} to 0 or infinity, so the data cannot "
             "support this model (too few customers, or too little variation)"
         )
-    if gradient_norm > max(tolerance, 1e-5):
-        raise FitError(
-            f"the fit did not converge after {result.nit} iterations ({result.message}); "
-            f"largest gradient {gradient_norm:.3g}"
-        )
     hessian = np.empty((theta.size, theta.size))
     for j in range(theta.size):
         step = 1e-5 * theta[j]
@@ -296,6 +296,15 @@ def _maximize(
     variances = np.diag(covariance)
     if not np.all(np.isfinite(variances)) or np.any(variances <= 0):
         raise FitError("the estimate is not a maximum of the likelihood (information matrix not positive)")
+    # The line search may stop a hair short of the optimum (scipy's ABNORMAL_TERMINATION_IN_LNSRCH
+    # when float precision runs out). What matters is how much log-likelihood is left to gain: the
+    # Newton decrement g' H^-1 g / 2, in log-likelihood units, tiny next to the standard errors.
+    remaining = float(grad @ covariance @ grad) / 2
+    if gradient_norm > max(tolerance, 1e-5) and not remaining < 1e-6:
+        raise FitError(
+            f"the fit did not converge after {result.nit} iterations ({result.message}); "
+            f"largest gradient {gradient_norm:.3g}, {remaining:.3g} of log-likelihood left to gain"
+        )
     return _Optimum(
         params=tuple(float(t) for t in theta),
         standard_errors=tuple(float(s) for s in np.sqrt(variances)),
@@ -667,6 +676,12 @@ class GammaGammaModel:
         )
         p, q, gamma = optimum.params
         p_se, q_se, gamma_se = optimum.standard_errors
+        if q > _MAX_Q:
+            raise FitError(
+                f"spend hardly varies between customers beyond purchase-to-purchase noise: q and gamma "
+                f"grow without bound together (q = {q:.3g}), so only the mean value per purchase "
+                f"(about {p * gamma / (q - 1):.4g}) is supported; value customers at that mean"
+            )
         correlation = float(np.corrcoef(x, m)[0, 1]) if np.ptp(x) > 0 and np.ptp(m) > 0 else 0.0
         return GammaGammaFit(
             p=p,
