@@ -659,10 +659,13 @@ def generate_history(customers: list[Customer], *, seed: int = 42, now: datetime
                 if not nxt:
                     break
                 bought.append(nxt[0])
+        # Each customer buys at their own scale (a separate generator, so the other draws stay put):
+        # spend differs between customers, not only between orders, as lifetime-value models expect.
+        basket = random.Random(f"{seed}-basket-{customer.id}").choice((1, 1, 1, 2, 2, 3, 5, 8))
         for at in bought:
             lines = []
             for sku, product, euros in rng.sample(PRODUCTS, rng.choice((1, 1, 1, 2, 3))):
-                quantity = Decimal(
+                quantity = basket * Decimal(
                     rng.choice((1, 1, 1, 2, 3, 5, 10)) if sku in ("SKU-SEATS", "SKU-API") else 1
                 )
                 lines.append(
