@@ -13,7 +13,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
-from crmcore.analytics._forecast_support import MissingExtra
+from crmcore.analytics._extras import MissingExtra
 from crmcore.analytics.churn import (
     ChurnBacktest,
     ChurnClassifier,

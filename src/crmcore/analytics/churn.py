@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from crmcore.analytics._extras import require
 from crmcore.customers.order import Order
 from crmcore.errors import CrmError, FieldError, ValidationError
 from crmcore.events import DomainEvent
@@ -572,7 +573,6 @@ class ChurnBacktest:
         Raises:
             MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
         """
-        from crmcore.analytics._forecast_support import require
 
         rows = [("any", self.flagged, self.true_positives)]
         rows += [(r.rule, r.flagged, r.true_positives) for r in self.rules]
@@ -721,11 +721,7 @@ def _alive_lookup(values: ProbabilityAlive | None) -> Callable[[CustomerActivity
 
 
 def _numpy() -> Any:
-    try:
-        import numpy
-    except ImportError:  # pragma: no cover - the extra is installed in development
-        raise CrmError('the churn classifier needs numpy: pip install "crmcore[analytics]"') from None
-    return numpy
+    return require("numpy", "analytics")
 
 
 class FeatureKind(enum.Enum):
@@ -781,7 +777,6 @@ class ChurnPrediction:
         Raises:
             MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
         """
-        from crmcore.analytics._forecast_support import require
 
         return require("pandas", "pandas").DataFrame(
             [attrs.asdict(c) for c in self.contributions], columns=["feature", "value", "log_odds"]
@@ -824,7 +819,6 @@ class ChurnClassifier:
         Raises:
             MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
         """
-        from crmcore.analytics._forecast_support import require
 
         return require("pandas", "pandas").DataFrame(
             {

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import attrs
 
+from crmcore.analytics._extras import require
 from crmcore.errors import CrmError, FieldError, ValidationError
 from crmcore.money import Money
 
@@ -40,7 +41,6 @@ __all__ = [
     "TimeUnit",
 ]
 
-_EXTRA_HINT = 'lifetime value models need numpy and scipy: pip install "crmcore[analytics]"'
 # Log-parameters are kept within this distance of their start: a parameter that runs to the edge has
 # no finite maximum-likelihood estimate on this data, which we report instead of returning it.
 _LOG_BOUND = 18.0
@@ -88,13 +88,9 @@ class ParameterEstimate:
 
 
 def _numpy() -> Any:
-    """numpy, or a CrmError naming the extra to install."""
-    try:
-        import numpy
-        import scipy  # noqa: F401  (checked here so the error names the extra before any work)
-    except ImportError as exc:
-        raise CrmError(_EXTRA_HINT) from exc
-    return numpy
+    """numpy, or a CrmError naming the extra to install (scipy checked too, before any work)."""
+    require("scipy", "analytics")
+    return require("numpy", "analytics")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -488,7 +484,6 @@ class BetaGeoFit:
         Raises:
             MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
         """
-        from crmcore.analytics._forecast_support import require
 
         rows = [
             {
@@ -740,7 +735,6 @@ class GammaGammaFit:
         Raises:
             MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
         """
-        from crmcore.analytics._forecast_support import require
 
         rows = [
             {

@@ -231,7 +231,7 @@ class PipelineForecast:
 
     def to_dataframe(self) -> pd.DataFrame:
         """`rows` as a pandas DataFrame (needs the ``pandas`` extra)."""
-        from crmcore.analytics._forecast_support import require
+        from crmcore.analytics._extras import require
 
         pandas = require("pandas", "pandas")
         return pandas.DataFrame(self.rows())

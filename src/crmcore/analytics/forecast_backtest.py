@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmcore.analytics._forecast_support import require
+from crmcore.analytics._extras import require
 from crmcore.analytics.revenue_forecast import (
     RevenueSeries,
     _series,

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import attrs
 
-from crmcore.errors import CrmError, FieldError, ValidationError
+from crmcore.analytics._extras import require
+from crmcore.errors import FieldError, ValidationError
 from crmcore.money import Money
 from crmcore.pipeline.opportunity import Opportunity
 from crmcore.validation import utc_datetime
@@ -219,12 +220,7 @@ class FunnelReport:
             CrmError: pandas is not installed (``pip install "crmcore[pandas]"``).
             ValidationError: an unknown table.
         """
-        rows = self.rows(table)
-        try:
-            import pandas
-        except ImportError:  # pragma: no cover - the extra is installed in development
-            raise CrmError('to_dataframe needs pandas: pip install "crmcore[pandas]"') from None
-        return pandas.DataFrame(rows)
+        return require("pandas", "pandas").DataFrame(self.rows(table))
 
 
 def _entered(deal: Opportunity) -> datetime | None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmcore.analytics._forecast_support import require
+from crmcore.analytics._extras import require
 from crmcore.analytics.forecast import ForecastPeriod, PeriodUnit, SkippedDeal
 from crmcore.errors import ValidationError
 from crmcore.money import Money, check_currency, minor_units

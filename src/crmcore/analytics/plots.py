@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from crmcore.analytics._forecast_support import require
+from crmcore.analytics._extras import require
 from crmcore.analytics.revenue_forecast import RevenueSeries
 from crmcore.errors import ValidationError
 

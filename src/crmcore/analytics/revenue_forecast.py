@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crmcore.analytics._forecast_support import require
+from crmcore.analytics._extras import require
 from crmcore.analytics.forecast import ForecastPeriod
 from crmcore.customers.order import Order
 from crmcore.errors import ValidationError

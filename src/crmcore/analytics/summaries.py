@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from crmcore.analytics._extras import require
 from crmcore.customers.order import Order
-from crmcore.errors import CrmError, ValidationError
+from crmcore.errors import ValidationError
 from crmcore.money import Money, check_currency
 from crmcore.validation import utc_datetime
 
@@ -130,12 +131,8 @@ class CustomerSummaries:
 
 
 def _require_pandas() -> Any:
-    """The pandas module, or a `CrmError` saying which extra to install."""
-    try:
-        import pandas
-    except ImportError:
-        raise CrmError('DataFrames need pandas: pip install "crmcore[pandas]"') from None
-    return pandas
+    """The pandas module, or a `CrmError` (`MissingExtra`) saying which extra to install."""
+    return require("pandas", "pandas")
 
 
 def _summary(

@@ -1,4 +1,4 @@
-"""Lazy imports of the optional extras the forecasting modules use, with an error naming the extra."""
+"""Lazy imports of the optional extras the analytics modules use, with an error naming the extra."""
 
 from __future__ import annotations
 
