@@ -216,6 +216,22 @@ def _summary_columns(summaries: Iterable[Any], names: Sequence[tuple[str, ...]])
 _MAX_Q = 1e4
 """Past this q the customers' mean spends are all but equal: the Gamma-Gamma mixing is not identified."""
 
+
+def _estimates_frame(estimates: Iterable[ParameterEstimate]) -> Any:
+    """Parameter estimates as a DataFrame indexed by ``name`` (both fits' `to_dataframe`)."""
+    rows = [
+        {
+            "name": e.name,
+            "value": e.value,
+            "standard_error": e.standard_error,
+            "lower_95": e.lower_95,
+            "upper_95": e.upper_95,
+        }
+        for e in estimates
+    ]
+    return require("pandas", "pandas").DataFrame(rows).set_index("name")
+
+
 # --------------------------------------------------------------------------------------------------
 # optimisation shared by both models
 
@@ -484,18 +500,7 @@ class BetaGeoFit:
         Raises:
             MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
         """
-
-        rows = [
-            {
-                "name": e.name,
-                "value": e.value,
-                "standard_error": e.standard_error,
-                "lower_95": e.lower_95,
-                "upper_95": e.upper_95,
-            }
-            for e in self.estimates
-        ]
-        return require("pandas", "pandas").DataFrame(rows).set_index("name")
+        return _estimates_frame(self.estimates)
 
     @overload
     def probability_alive(self, frequency: float, recency: float, age: float) -> float: ...
@@ -735,18 +740,7 @@ class GammaGammaFit:
         Raises:
             MissingExtra: pandas is not installed (``pip install "crmcore[pandas]"``).
         """
-
-        rows = [
-            {
-                "name": e.name,
-                "value": e.value,
-                "standard_error": e.standard_error,
-                "lower_95": e.lower_95,
-                "upper_95": e.upper_95,
-            }
-            for e in self.estimates
-        ]
-        return require("pandas", "pandas").DataFrame(rows).set_index("name")
+        return _estimates_frame(self.estimates)
 
     @property
     def population_mean_value(self) -> float:
