@@ -95,7 +95,7 @@ def _rfm() -> RfmResult:
         )
         for i in range(10)
     )
-    return rfm(CustomerSummaries(observed_at=T0, unit=TimeUnit.DAYS, currency="EUR", customers=rows))
+    return rfm(CustomerSummaries.of(rows, observed_at=T0, unit=TimeUnit.DAYS, currency="EUR"))
 
 
 def _forecast(months: bool = True) -> RevenueForecast:

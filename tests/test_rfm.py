@@ -45,7 +45,7 @@ def _summary(
 
 
 def _summaries(*rows: CustomerSummary) -> CustomerSummaries:
-    return CustomerSummaries(observed_at=T0, unit=TimeUnit.DAYS, currency="EUR", customers=rows)
+    return CustomerSummaries.of(rows, observed_at=T0, unit=TimeUnit.DAYS, currency="EUR")
 
 
 def _ten() -> CustomerSummaries:

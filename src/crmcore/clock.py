@@ -8,7 +8,21 @@ from typing import Protocol, runtime_checkable
 
 from crmcore.errors import ValidationError
 
-__all__ = ["Clock", "FixedClock", "SystemClock", "require_aware"]
+__all__ = [
+    "Clock",
+    "EPOCH",
+    "FixedClock",
+    "MICROS_PER_DAY",
+    "SystemClock",
+    "epoch_micros",
+    "from_epoch_micros",
+    "require_aware",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""The Unix epoch, aware: the origin of `epoch_micros`."""
+MICROS_PER_DAY = 86_400_000_000
+"""Microseconds in a UTC day: ``epoch_micros(t) // MICROS_PER_DAY`` is ``t``'s UTC day number."""
 
 
 def require_aware(value: object, field: str = "datetime") -> datetime:
@@ -24,6 +38,23 @@ def require_aware(value: object, field: str = "datetime") -> datetime:
             f"naive datetime {value.isoformat()} refused: give it a time zone (e.g. tzinfo=UTC)",
         )
     return value
+
+
+def epoch_micros(value: datetime) -> int:
+    """Whole microseconds from the Unix epoch to the aware ``value``: an exact, zone-free integer.
+
+    Compact columns (rollups, arrays for models) hold instants this way; `from_epoch_micros`
+    gives the UTC datetime back.
+    """
+    return (require_aware(value) - EPOCH) // _MICROSECOND
+
+
+def from_epoch_micros(micros: int) -> datetime:
+    """The UTC datetime ``micros`` microseconds after the Unix epoch (inverse of `epoch_micros`)."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @runtime_checkable

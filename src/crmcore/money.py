@@ -269,6 +269,23 @@ class Money:
         """Zero in ``currency``: the start value for sums."""
         return cls(Decimal(0), currency)
 
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        """``minor`` whole minor units of ``currency``: ``from_minor(1999, "EUR")`` is 19.99 EUR."""
+        return cls(Decimal(minor).scaleb(-minor_units(currency)), currency)
+
+    @property
+    def minor(self) -> int:
+        """The amount in whole minor units (19.99 EUR -> 1999); exact integer sums use it.
+
+        Raises:
+            ValidationError: the amount has digits finer than the minor unit (round it first).
+        """
+        scaled = self.amount.scaleb(minor_units(self.currency))
+        if scaled != scaled.to_integral_value():
+            raise ValidationError("amount", f"{self} has digits below the minor unit: round it first")
+        return int(scaled)
+
     def _same(self, other: object, op: str) -> Money:
         if not isinstance(other, Money):
             raise TypeError(f"cannot {op} Money and {type(other).__name__}")

@@ -21,11 +21,12 @@ from crmcore.customers.contact import CONTACT_FIELDS, Contact
 from crmcore.customers.customer import CUSTOMER_FIELDS, Customer
 from crmcore.customers.interaction import INTERACTION_FIELDS, Interaction
 from crmcore.customers.order import ORDER_FIELDS, Order, OrderTotals
+from crmcore.customers.purchases import PurchaseStats
 from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, check_segment_condition
 from crmcore.errors import CrmError, FieldError, NotFound, ValidationError
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
 from crmcore.ids import check_id
-from crmcore.money import Money, check_currency
+from crmcore.money import check_currency
 from crmcore.pipeline.lead import LEAD_FIELDS, Lead
 from crmcore.pipeline.opportunity import OPPORTUNITY_FIELDS, Opportunity
 from crmcore.pipeline.quote import QUOTE_FIELDS, Quote
@@ -524,12 +525,13 @@ class OrderRepository(Repository[Order]):
 
     def purchase_stats(
         self, *, through: datetime, currency: str | None = None, customer_ids: Iterable[str] | None = None
-    ) -> list[PurchaseStats]:
+    ) -> PurchaseStats:
         """Per (customer, currency): the counted orders placed at or before ``through``, aggregated.
 
-        What customer summaries need, computed where the data lives (one grouped SQL query).
-        ``currency`` keeps only orders in it; ``customer_ids`` only those customers. Sorted by
-        customer id, then currency. Purchase days are UTC calendar days.
+        What customer summaries need, computed where the data lives, as columns (see
+        `PurchaseStats`). ``currency`` keeps only orders in it; ``customer_ids`` only those
+        customers. Must equal `purchase_stats_of` over the unit of work's orders (the contract
+        suite checks it on random histories and write sequences).
         """
         self.uow.require_open()
         if isinstance(customer_ids, str):
@@ -541,25 +543,7 @@ class OrderRepository(Repository[Order]):
     @abc.abstractmethod
     def _purchase_stats(
         self, through: datetime, currency: str | None, customer_ids: list[str] | None
-    ) -> list[PurchaseStats]: ...
-
-
-@attrs.frozen(kw_only=True)
-class PurchaseStats:
-    """One customer's counted orders in one currency, aggregated for customer summaries.
-
-    ``purchase_days`` counts distinct UTC calendar days with a counted order;
-    ``first_day_spend`` is the spend on the first of them (summaries leave it out of the mean
-    repeat purchase value).
-    """
-
-    customer_id: str
-    orders: int
-    purchase_days: int
-    spend: Money
-    first_day_spend: Money
-    first_order_at: datetime
-    last_order_at: datetime
+    ) -> PurchaseStats: ...
 
 
 class InteractionRepository(Repository[Interaction]):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -19,10 +19,10 @@ from crmcore.conditions import Condition, evaluate, sort_key
 from crmcore.customers.customer import Customer
 from crmcore.customers.interaction import Interaction
 from crmcore.customers.order import Order, OrderTotals, order_totals
+from crmcore.customers.purchases import PurchaseStats, purchase_stats_of
 from crmcore.customers.segments import CUSTOMER_FACT_FIELDS, CustomerFacts, customer_facts, uses_facts
 from crmcore.errors import AlreadyExists, ConcurrencyError, NotFound
 from crmcore.events import DomainEvent, EventRedacted, OutboxRecord
-from crmcore.money import Money
 from crmcore.storage.base import (
     AGGREGATES,
     ASSIGNMENT_QUEUES,
@@ -40,7 +40,6 @@ from crmcore.storage.base import (
     CustomerRepository,
     InteractionRepository,
     OrderRepository,
-    PurchaseStats,
     Repository,
     StoreCapabilities,
     UnitOfWork,
@@ -374,38 +373,10 @@ class MemoryOrderRepository(MemoryRepository[Order], OrderRepository):
 
     def _purchase_stats(
         self, through: datetime, currency: str | None, customer_ids: list[str] | None
-    ) -> list[PurchaseStats]:
-        wanted = None if customer_ids is None else set(customer_ids)
-        groups: dict[tuple[str, str], list[Order]] = {}
-        for o in self.uow.visible(self.aggregate):
-            if (
-                o.status.counts
-                and o.ordered_at <= through
-                and (currency is None or o.currency == currency)
-                and (wanted is None or o.customer_id in wanted)
-            ):
-                groups.setdefault((o.customer_id, o.currency), []).append(o)
-        out = []
-        for (cid, code), orders in sorted(groups.items()):
-            days = {o.ordered_at.astimezone(UTC).date() for o in orders}
-            first_day = min(days)
-            spend = first_day_spend = Money.zero(code)
-            for o in orders:
-                spend = spend + o.total
-                if o.ordered_at.astimezone(UTC).date() == first_day:
-                    first_day_spend = first_day_spend + o.total
-            out.append(
-                PurchaseStats(
-                    customer_id=cid,
-                    orders=len(orders),
-                    purchase_days=len(days),
-                    spend=spend,
-                    first_day_spend=first_day_spend,
-                    first_order_at=min(o.ordered_at for o in orders).astimezone(UTC),
-                    last_order_at=max(o.ordered_at for o in orders).astimezone(UTC),
-                )
-            )
-        return out
+    ) -> PurchaseStats:
+        return purchase_stats_of(
+            self.uow.visible(self.aggregate), through=through, currency=currency, customer_ids=customer_ids
+        )
 
 
 class MemoryInteractionRepository(MemoryRepository[Interaction], InteractionRepository):

@@ -11,16 +11,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crmcore.clock import epoch_micros
 from crmcore.conditions import Field
 from crmcore.customers.contact import Contact
 from crmcore.customers.contact_points import PhoneNumber
 from crmcore.customers.customer import Customer, LifecycleStage
 from crmcore.customers.interaction import Interaction, InteractionChannel
 from crmcore.customers.order import Order, OrderLine, OrderStatus, order_totals
+from crmcore.customers.purchases import purchase_stats_of
 from crmcore.errors import ConcurrencyError, NotFound, ValidationError
 from crmcore.events import CustomerCreated, CustomerUpdated, DomainEvent, EventRedacted
 from crmcore.facade import CRM
@@ -32,6 +35,7 @@ from crmcore.testing import strategies as cst
 __all__ = ["RecordsContract"]
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+_FAR = datetime(9999, 1, 1, tzinfo=UTC)
 _SETTINGS = settings(
     max_examples=25,
     deadline=None,
@@ -182,6 +186,94 @@ class RecordsContract:
             assert uow.orders.totals(until=until) == order_totals(kept)
             some = uow.orders.totals(["c1", "nobody"], until=until)
             assert some == {k: v for k, v in order_totals(kept).items() if k == "c1"}
+
+    @_SETTINGS
+    @given(
+        first=st.lists(cst.orders(st.sampled_from(["c0", "c1", "c2"])), min_size=1, max_size=8),
+        steps=st.lists(
+            st.tuples(
+                st.sampled_from(["add", "bulk_add", "save", "move", "delete", "rollback"]),
+                st.integers(0, 99),
+                st.lists(cst.orders(st.sampled_from(["c0", "c1", "c2"])), min_size=1, max_size=3),
+            ),
+            max_size=6,
+        ),
+        through=cst.aware_datetimes(),
+    )
+    def test_purchase_stats_follow_every_order_write(
+        self, crm: CRM, first: list[Order], steps: list[tuple[str, int, list[Order]]], through: datetime
+    ) -> None:
+        """After adds, saves (any field), moves between customers, deletes and rollbacks,
+        purchase_stats equals purchase_stats_of over the stored orders, at any observation time."""
+        tenant = f"t-{new_id()}"
+        with crm.unit_of_work(tenant) as uow:
+            uow.orders.bulk_add(first)
+            uow.commit()
+        stored = {o.id: o for o in first}
+        for op, pick, new in steps:
+            with crm.unit_of_work(tenant) as uow:
+                target = sorted(stored)[pick % len(stored)] if stored else None
+                if op in ("add", "bulk_add") or target is None:
+                    uow.orders.add(new[0]) if op == "add" else uow.orders.bulk_add(new)
+                    stored.update((o.id, o) for o in ([new[0]] if op == "add" else new))
+                elif op == "save":  # every field of another order, on this one
+                    old = uow.orders.get(target)
+                    uow.orders.save(attrs.evolve(new[0], id=old.id, version=old.version))
+                    stored[target] = uow.orders.get(target)
+                elif op == "move":
+                    moved = uow.orders.get(target)
+                    moved.customer_id = new[0].customer_id
+                    uow.orders.save(moved)
+                    stored[target] = moved
+                elif op == "delete":
+                    uow.orders.delete(target)
+                    del stored[target]
+                else:  # written, then rolled back: the rollup must not keep any of it
+                    uow.orders.bulk_add(new)
+                    gone = uow.orders.get(target)
+                    gone.status = OrderStatus.REFUNDED if gone.status.counts else OrderStatus.PAID
+                    uow.orders.save(gone)
+                    uow.rollback()
+                    continue
+                uow.commit()
+            with crm.unit_of_work(tenant) as uow:
+                for when in (through, _FAR):
+                    assert uow.orders.purchase_stats(through=when) == purchase_stats_of(
+                        stored.values(), through=when
+                    ), (op, when)
+                assert uow.orders.purchase_stats(through=_FAR, currency="EUR", customer_ids=["c1"]) == (
+                    purchase_stats_of(stored.values(), through=_FAR, currency="EUR", customer_ids=["c1"])
+                )
+
+    def test_purchase_stats_count_days_and_first_day_spend(self, crm: CRM, tenant: str) -> None:
+        """Two orders on one UTC day are one purchase day; the first day's spend is kept apart."""
+        orders = [
+            _order("c0", T0, "10.00"),
+            _order("c0", T0 + timedelta(hours=1), "5.50"),
+            _order("c0", T0 + timedelta(days=2), "7.25"),
+            _order("c0", T0 + timedelta(days=3), "99", status=OrderStatus.CANCELLED),
+            _order("c1", T0 + timedelta(days=5), "1000", currency="JPY"),
+        ]
+        with crm.unit_of_work(tenant) as uow:
+            uow.orders.bulk_add(orders)
+            uow.commit()
+        with crm.unit_of_work(tenant) as uow:
+            stats = uow.orders.purchase_stats(through=T0 + timedelta(days=9))
+            assert list(stats.rows()) == [
+                ("c0", "EUR", 3, 2, 2275, 1550, epoch_micros(T0), epoch_micros(T0 + timedelta(days=2))),
+                ("c1", "JPY", 1, 1, 1000, 1000, *[epoch_micros(T0 + timedelta(days=5))] * 2),
+            ]
+            mid = uow.orders.purchase_stats(through=T0 + timedelta(days=1), currency="EUR")
+            assert list(mid.rows()) == [
+                ("c0", "EUR", 2, 1, 1550, 1550, epoch_micros(T0), epoch_micros(T0) + 3_600_000_000)
+            ]
+            assert len(uow.orders.purchase_stats(through=T0 - timedelta(seconds=1))) == 0
+            with pytest.raises(ValidationError, match="through"):
+                uow.orders.purchase_stats(through=datetime(2026, 1, 1))
+            with pytest.raises(ValidationError, match="currency"):
+                uow.orders.purchase_stats(through=T0, currency="euro")
+            with pytest.raises(ValidationError, match="customer_ids"):
+                uow.orders.purchase_stats(through=T0, customer_ids="c0")
 
     def test_order_totals_by_currency(self, crm: CRM, tenant: str) -> None:
         """Spend is kept per currency, cancelled and refunded orders are left out."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
-    Date,
     Engine,
     String,
     Table,
@@ -25,7 +24,6 @@ from sqlalchemy import (
     case,
     create_engine,
     delete,
-    distinct,
     event,
     func,
     insert,
@@ -64,7 +62,7 @@ from crmcore.storage.base import (
     UnitOfWork,
     check_tenant,
 )
-from crmcore.storage.sql import tables
+from crmcore.storage.sql import order_stats, tables
 from crmcore.storage.sql.mapping import (
     ASSIGNMENT_QUEUE_MAPPING,
     CONTACT_MAPPING,
@@ -664,61 +662,48 @@ class SqlOrderRepository(SqlRepository[Order], OrderRepository):
 
     def _purchase_stats(
         self, through: datetime, currency: str | None, customer_ids: list[str] | None
-    ) -> list[PurchaseStats]:
-        # One statement: the inner select tags each counted order with its UTC day and the
-        # customer's first day (a window), the outer one groups per (customer, currency).
-        c = self.c
-        if self.uow.store.dialect == "postgresql":
-            day: Any = func.timezone("UTC", c.ordered_at).cast(Date)
-        else:  # UtcDateTime is a fixed-width UTC text elsewhere: its first 10 characters are the day
-            day = func.substr(c.ordered_at, 1, 10)
-        inner = select(
-            c.customer_id,
-            c.currency,
-            c.total_minor,
-            c.ordered_at,
-            day.label("day"),
-            func.min(day).over(partition_by=(c.customer_id, c.currency)).label("first_day"),
-        ).where(self._mine(), c.counts.is_(True), c.ordered_at <= through)
-        if currency is not None:
-            inner = inner.where(c.currency == currency)
-        rows: list[Any] = []
-        chunks: list[list[str] | None] = (
-            [None]
-            if customer_ids is None
-            else [customer_ids[i : i + _ID_CHUNK] for i in range(0, len(customer_ids), _ID_CHUNK)]
-        )
+    ) -> PurchaseStats:
         with translate_errors(self.aggregate.name):
-            for chunk in chunks:
-                sub = (inner if chunk is None else inner.where(c.customer_id.in_(chunk))).subquery()
-                stmt = select(
-                    sub.c.customer_id,
-                    sub.c.currency,
-                    func.count(),
-                    func.count(distinct(sub.c.day)),
-                    func.sum(sub.c.total_minor),
-                    func.sum(case((sub.c.day == sub.c.first_day, sub.c.total_minor), else_=0)),
-                    func.min(sub.c.ordered_at),
-                    func.max(sub.c.ordered_at),
-                ).group_by(sub.c.customer_id, sub.c.currency)
-                rows += self.uow.conn.execute(stmt).all()
-        rows.sort(key=lambda r: (r[0], r[1]))
-        return [
-            PurchaseStats(
-                customer_id=r[0],
-                orders=int(r[2]),
-                purchase_days=int(r[3]),
-                spend=_minor_money(r[4], r[1]),
-                first_day_spend=_minor_money(r[5], r[1]),
-                first_order_at=_utc(r[6]),
-                last_order_at=_utc(r[7]),
+            return order_stats.read(
+                self.uow.conn, self.uow.store.dialect, self.uow.tenant, through, currency, customer_ids
             )
-            for r in rows
-        ]
 
+    # Every write keeps the purchase-statistics rollup of the customers it touches up to date, in
+    # the same transaction (see order_stats): a rollback undoes both.
 
-def _minor_money(minor: Any, currency: str) -> Money:
-    return Money(Decimal(int(minor)).scaleb(-minor_units(currency)), currency)
+    def _refresh(self, customer_ids: Iterable[str]) -> None:
+        with translate_errors(self.aggregate.name):
+            order_stats.refresh(self.uow.conn, self.uow.store.dialect, self.uow.tenant, customer_ids)
+
+    def _stats_inputs(self, id: str) -> tuple[Any, ...] | None:
+        """What the rollup reads of a stored order: customer, status counted, currency, total, time."""
+        c = self.c
+        stmt = select(c.customer_id, c.counts, c.currency, c.total_minor, c.ordered_at)
+        with translate_errors(self.aggregate.name):
+            row = self.uow.conn.execute(stmt.where(self._mine(), c.id == id)).first()
+        return None if row is None else tuple(row)
+
+    def _add(self, obj: Order) -> None:
+        super()._add(obj)
+        self._refresh([obj.customer_id])
+
+    def _bulk_add(self, objs: list[Order]) -> None:
+        super()._bulk_add(objs)
+        self._refresh(o.customer_id for o in objs)
+
+    def _save(self, obj: Order, expected_version: int) -> None:
+        before = self._stats_inputs(obj.id)
+        super()._save(obj, expected_version)
+        after = (obj.customer_id, obj.status.counts, obj.currency, obj.total.minor, obj.ordered_at)
+        if before != after:
+            self._refresh({obj.customer_id} | ({before[0]} if before else set()))
+
+    def _delete(self, id: str, expected_version: int | None) -> bool:
+        before = self._stats_inputs(id)
+        deleted = super()._delete(id, expected_version)
+        if deleted and before is not None:
+            self._refresh([before[0]])
+        return deleted
 
 
 def _fold_totals(rows: list[Any]) -> dict[str, OrderTotals]:

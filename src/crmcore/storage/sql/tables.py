@@ -18,6 +18,7 @@ __all__ = [
     "leads",
     "metadata",
     "opportunities",
+    "order_stats",
     "orders",
     "outbox",
     "quotes",
@@ -134,6 +135,23 @@ orders = Table(
     Index(None, "tenant_id", "customer_id", "ordered_at"),
     Index(None, "tenant_id", "ordered_at"),
 )
+
+order_stats = Table(
+    "crm_order_stats",
+    metadata,
+    Column("tenant_id", Text(64), primary_key=True),
+    Column("customer_id", Text(64), primary_key=True),
+    Column("currency", Text(3), primary_key=True),
+    Column("orders", Integer, nullable=False),
+    Column("purchase_days", Integer, nullable=False, comment="distinct UTC days with a counted order"),
+    Column("spend_minor", BigInteger, nullable=False),
+    Column("first_day_spend_minor", BigInteger, nullable=False),
+    Column("first_order_micros", BigInteger, nullable=False, comment="microseconds since the Unix epoch"),
+    Column("last_order_micros", BigInteger, nullable=False, comment="microseconds since the Unix epoch"),
+    comment="rollup of counted orders per (customer, currency), kept by the order repository",
+)
+"""Counted orders per (customer, currency), rewritten from ``crm_orders`` by the order repository
+in the same transaction as every order write, so purchase statistics read one row per customer."""
 
 tickets = Table(
     "crm_tickets",
