@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,19 @@ from alembic import command
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.operations.ops import MigrationScript, UpgradeOps
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_engine, inspect, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_engine, insert, inspect, text
 from sqlalchemy.engine import make_url
 
 import crmcore
 from crmcore import StorageError, ValidationError
 from crmcore.__main__ import main
-from crmcore.customers import Customer
+from crmcore.analytics.summaries import customer_summaries, summarize
+from crmcore.customers import Customer, Order, OrderLine, OrderStatus
 from crmcore.events import CustomerCreated
 from crmcore.ids import new_id
-from crmcore.storage.sql import metadata, migrate
+from crmcore.money import Money
+from crmcore.storage.sql import metadata, migrate, tables
+from crmcore.storage.sql.mapping import ORDER_MAPPING
 
 from .conftest import postgres_url
 
@@ -152,6 +156,40 @@ def test_store_works_on_an_upgraded_database(new_database: NewDatabase) -> None:
             grace = uow.customers.get("grace")
             assert (grace.name, list(grace.tags), grace.version) == ("Grace Hopper", ["navy"], 1)
             assert [r.event.aggregate_id for r in uow.events_since(0, limit=10)] == ["grace"]
+
+
+def test_upgrade_to_0002_fills_the_purchase_rollup_from_stored_orders(engine: Engine) -> None:
+    """Orders stored at revision 0001 (no rollup yet) are summarised correctly after the upgrade,
+    per tenant; downgrading to 0001 drops only the rollup."""
+    migrate.upgrade(engine, "0001")
+    start = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    orders = {
+        tenant: [
+            Order(
+                customer_id=f"c{i % 3}",
+                ordered_at=start + timedelta(days=i * (2 if tenant == "acme" else 5), hours=i),
+                currency="EUR",
+                lines=[OrderLine(product="Tea", unit_price=Money(f"{i + 1}.25", "EUR"))],
+                status=OrderStatus.REFUNDED if i == 4 else OrderStatus.PAID,
+                created_at=start,
+                updated_at=start,
+            )
+            for i in range(9)
+        ]
+        for tenant in ("acme", "globex")
+    }
+    with engine.begin() as conn:  # as crmcore 0001 wrote them: no rollup rows
+        for tenant, some in orders.items():
+            conn.execute(insert(tables.orders), [ORDER_MAPPING.to_row(o, tenant) for o in some])
+    migrate.upgrade(engine)
+    observed = start + timedelta(days=60)
+    with crmcore.open(engine, create_schema=False) as crm:
+        for tenant, some in orders.items():
+            with crm.unit_of_work(tenant) as uow:
+                got = customer_summaries(uow, observed, unit="weeks")
+            assert len(got) == 3 and got == summarize(some, observed, unit="weeks")
+    migrate.downgrade(engine, "0001")
+    assert crm_tables(engine) == set(metadata.tables) - {"crm_order_stats"}
 
 
 def test_downgrade_to_base_removes_the_tables(engine: Engine) -> None:

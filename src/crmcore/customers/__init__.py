@@ -96,6 +96,7 @@ from crmcore.customers.privacy import (
     merged_into,
     record_consent,
 )
+from crmcore.customers.purchases import PurchaseStats, purchase_stats_of
 from crmcore.customers.schema import (
     ENTITY_FIELDS,
     CustomFieldDef,
@@ -185,6 +186,7 @@ __all__ = [
     "OrderMapping",
     "OrderStatus",
     "OrderTotals",
+    "PurchaseStats",
     "PhoneColumn",
     "PhoneNumber",
     "RowError",
@@ -220,6 +222,7 @@ __all__ = [
     "normalize_phone",
     "open_records",
     "order_totals",
+    "purchase_stats_of",
     "phone_region",
     "plan_merge",
     "record_consent",
