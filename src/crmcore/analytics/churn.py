@@ -725,9 +725,16 @@ def _numpy() -> Any:
 
 
 class FeatureKind(enum.Enum):
-    """How a feature enters the model: a standardized number or one-hot categories."""
+    """How a feature enters the model: a standardized number (or its log) or one-hot categories.
+
+    ``LOG_NUMERIC`` standardizes log(1 + value) of a non-negative number instead: right-skewed
+    counts and amounts (tenure, spend) often act on churn by their ratio rather than their
+    difference, and the transform stays in the fitted model, so rows are predicted and explained
+    in their own units.
+    """
 
     NUMERIC = "numeric"
+    LOG_NUMERIC = "log_numeric"
     CATEGORICAL = "categorical"
 
 
@@ -735,9 +742,9 @@ class FeatureKind(enum.Enum):
 class FeatureSpec:
     """A model input: the ``name`` of a row key and how it is encoded.
 
-    For numeric features ``center``/``scale`` standardize the value (a missing value is the center,
-    so it contributes nothing); for categorical ones ``levels`` are the categories seen in fitting
-    (an unseen one contributes nothing).
+    For numeric features ``center``/``scale`` standardize the value (log(1 + value) for log-numeric
+    ones; a missing value is the center, so it contributes nothing); for categorical ones ``levels``
+    are the categories seen in fitting (an unseen one contributes nothing).
     """
 
     name: str
@@ -749,9 +756,9 @@ class FeatureSpec:
     @property
     def columns(self) -> tuple[str, ...]:
         """The design-matrix column names of this feature."""
-        if self.kind is FeatureKind.NUMERIC:
-            return (self.name,)
-        return tuple(f"{self.name}={level}" for level in self.levels)
+        if self.kind is FeatureKind.CATEGORICAL:
+            return tuple(f"{self.name}={level}" for level in self.levels)
+        return (self.name,)
 
 
 @attrs.frozen(kw_only=True)
@@ -831,7 +838,11 @@ class ChurnClassifier:
         return _design(_numpy(), self.features, rows)
 
     def predict(self, row: Mapping[str, Any]) -> ChurnPrediction:
-        """The churn probability of one customer, explained per feature."""
+        """The churn probability of one customer, explained per feature.
+
+        Raises:
+            ValidationError: a negative value of a log-numeric feature.
+        """
         x = self._encode([row])[0]
         contributions = []
         start = 0
@@ -849,7 +860,11 @@ class ChurnClassifier:
         )
 
     def predict_many(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
-        """Churn probabilities of many customers at once (vectorized)."""
+        """Churn probabilities of many customers at once (vectorized).
+
+        Raises:
+            ValidationError: a negative value of a log-numeric feature.
+        """
         np = _numpy()
         x = self._encode(rows)
         z = self.intercept + x @ np.asarray(self.coefficients, dtype=float)
@@ -867,6 +882,13 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _log1p(value: float, path: str) -> float:
+    """log(1 + value) of a log-numeric feature's value, which must not be negative."""
+    if value < 0:
+        raise ValidationError(path, f"must be at least 0 for a log_numeric feature, got {value!r}")
+    return math.log1p(value)
+
+
 def _design(np: Any, features: Sequence[FeatureSpec], rows: Sequence[Mapping[str, Any]]) -> Any:
     n = len(rows)
     blocks = []
@@ -874,6 +896,10 @@ def _design(np: Any, features: Sequence[FeatureSpec], rows: Sequence[Mapping[str
         values: list[Any] = [row.get(spec.name) for row in rows]
         if spec.kind is FeatureKind.NUMERIC:
             col = np.array([spec.center if _is_missing(v) else float(v) for v in values], dtype=float)
+            blocks.append(((col - spec.center) / spec.scale).reshape(n, 1))
+        elif spec.kind is FeatureKind.LOG_NUMERIC:
+            logs = [spec.center if _is_missing(v) else _log1p(float(v), spec.name) for v in values]
+            col = np.array(logs, dtype=float)
             blocks.append(((col - spec.center) / spec.scale).reshape(n, 1))
         else:
             index = {level: k for k, level in enumerate(spec.levels)}
@@ -897,19 +923,22 @@ def fit_churn_classifier(
 ) -> ChurnClassifier:
     """Fit churn (True) against customer features by Newton's method with an L2 penalty.
 
-    Numeric features are standardized (missing values take the mean); categorical ones are one-hot
-    encoded with every level kept (the penalty makes that identifiable, and each level's
-    coefficient reads directly). The intercept is not penalized.
+    Numeric features are standardized (missing values take the mean), log-numeric ones the same
+    after log(1 + value); categorical ones are one-hot encoded with every level kept (the penalty
+    makes that identifiable, and each level's coefficient reads directly). The intercept is not
+    penalized.
 
     Args:
         rows: one mapping per customer, feature name to value.
         outcomes: whether each customer churned.
-        features: feature name to `FeatureKind` (or its value, ``"numeric"``/``"categorical"``).
+        features: feature name to `FeatureKind` (or its value: ``"numeric"``, ``"log_numeric"``,
+            ``"categorical"``).
         l2: penalty on the sum of squared coefficients; positive, since every category level is kept
             (a tiny value such as 1e-6 is close to plain maximum likelihood).
 
     Raises:
-        ValidationError: mismatched lengths, one outcome class only, bad kinds or a constant feature.
+        ValidationError: mismatched lengths, one outcome class only, bad kinds, a constant feature or
+            a negative value of a log-numeric one.
         CrmError: numpy is missing, or Newton's method did not converge.
     """
     np = _numpy()
@@ -932,12 +961,19 @@ def fit_churn_classifier(
             continue
         values: list[Any] = [row.get(name) for row in rows]
         present = [v for v in values if not _is_missing(v)]
-        if kind is FeatureKind.NUMERIC:
+        if kind is not FeatureKind.CATEGORICAL:
             try:
                 nums = np.array([float(v) for v in present], dtype=float)
             except (TypeError, ValueError):
                 errors.append(FieldError(f"features.{name}", "has values that are not numbers"))
                 continue
+            if kind is FeatureKind.LOG_NUMERIC:
+                lowest = float(nums.min()) if len(nums) else 0.0
+                if lowest < 0:
+                    reason = f"has negative values (log_numeric needs 0 or more), the lowest {lowest!r}"
+                    errors.append(FieldError(f"features.{name}", reason))
+                    continue
+                nums = np.log1p(nums)
             scale = float(nums.std()) if len(nums) else 0.0
             if scale == 0.0:
                 errors.append(FieldError(f"features.{name}", "is constant (or missing) in every row"))
