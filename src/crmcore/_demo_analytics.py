@@ -101,9 +101,8 @@ def analytics_section(crm: CRM, tenant: str, seed: int, report: Report) -> None:
 
 def _summaries(summaries: CustomerSummaries, report: Report) -> None:
     people = summaries.customers
-    report.line(
-        f"  customer_summaries(uow, now, unit='weeks', currency={CURRENCY!r}): one grouped query on SQL."
-    )
+    report.line(f"  customer_summaries(uow, now, unit='weeks', currency={CURRENCY!r}): read from the")
+    report.line("  purchase rollup SQL stores keep current with every order write (a row per customer).")
     report.leader("customers with a purchase (summaries)", n(len(people)))
     top = sorted(people, key=lambda s: (-s.total_spend.amount, s.customer_id))[:3]
     report.table(
