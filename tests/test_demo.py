@@ -99,6 +99,10 @@ def test_demo_runs_twice_on_a_sqlite_file(tmp_path: Path, capsys: pytest.Capture
     linked = sum(int(m.group(1).replace(",", "")) for m in counts if m is not None)
     assert all(counts)
     assert linked > N
+    # plus one purchase-rollup row per customer who bought (the demo's customers use one currency)
+    buyers = re.search(r"uow\.orders\.totals\(\): ([\d,]+) customers bought", history)
+    assert buyers is not None
+    linked += number(buyers.group(1))
     # the duplicates section adds k re-entered copies with one interaction each, then merges them:
     # k interactions and k CustomersMerged events stay.
     copies = re.search(
