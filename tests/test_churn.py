@@ -439,6 +439,19 @@ def test_log_numeric_feature_refuses_negative_values() -> None:
         model.predict_many([{"spend": 1.0}, {"spend": -0.5}])
 
 
+def test_numeric_features_refuse_infinities_and_non_numbers() -> None:
+    """Infinite values are refused in fitting; non-numbers and infinities in prediction name the feature."""
+    rows = [{"spend": math.inf}, {"spend": 3.0}, {"spend": 1.0}]
+    with pytest.raises(ValidationError, match="infinite") as exc:
+        fit_churn_classifier(rows, [True, False, True], {"spend": "numeric"})
+    assert exc.value.errors[0].path == "features.spend"
+    model = fit_churn_classifier(rows[1:], [False, True], {"spend": "numeric"})
+    for bad in ("lots", math.inf, True):
+        with pytest.raises(ValidationError) as exc:
+            model.predict({"spend": bad})
+        assert exc.value.errors[0].path == "spend"
+
+
 def stratified_split(outcomes: Sequence[bool], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Training and test row indices; each class is shuffled and cut alone, so both keep the churn rate."""
     rng = random.Random(seed)

@@ -882,6 +882,17 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _feature_number(value: Any, path: str) -> float:
+    """A numeric feature's value as a finite float; anything else is a `ValidationError` at ``path``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(path, f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValidationError(path, f"must be a finite number, got {value!r}")
+    return number
+
+
 def _log1p(value: float, path: str) -> float:
     """log(1 + value) of a log-numeric feature's value, which must not be negative."""
     if value < 0:
@@ -895,10 +906,16 @@ def _design(np: Any, features: Sequence[FeatureSpec], rows: Sequence[Mapping[str
     for spec in features:
         values: list[Any] = [row.get(spec.name) for row in rows]
         if spec.kind is FeatureKind.NUMERIC:
-            col = np.array([spec.center if _is_missing(v) else float(v) for v in values], dtype=float)
+            col = np.array(
+                [spec.center if _is_missing(v) else _feature_number(v, spec.name) for v in values],
+                dtype=float,
+            )
             blocks.append(((col - spec.center) / spec.scale).reshape(n, 1))
         elif spec.kind is FeatureKind.LOG_NUMERIC:
-            logs = [spec.center if _is_missing(v) else _log1p(float(v), spec.name) for v in values]
+            logs = [
+                spec.center if _is_missing(v) else _log1p(_feature_number(v, spec.name), spec.name)
+                for v in values
+            ]
             col = np.array(logs, dtype=float)
             blocks.append(((col - spec.center) / spec.scale).reshape(n, 1))
         else:
@@ -966,6 +983,9 @@ def fit_churn_classifier(
                 nums = np.array([float(v) for v in present], dtype=float)
             except (TypeError, ValueError):
                 errors.append(FieldError(f"features.{name}", "has values that are not numbers"))
+                continue
+            if not np.all(np.isfinite(nums)):
+                errors.append(FieldError(f"features.{name}", "has infinite values"))
                 continue
             if kind is FeatureKind.LOG_NUMERIC:
                 lowest = float(nums.min()) if len(nums) else 0.0
