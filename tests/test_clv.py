@@ -304,3 +304,36 @@ def test_gamma_gamma_refuses_spend_without_heterogeneity() -> None:
     spend = np.array([rng.gamma(50.0, 2.0, size=int(n)).mean() for n in frequency])  # one shared nu
     with pytest.raises(FitError, match="hardly varies between customers"):
         GammaGammaModel().fit(frequency, spend)
+
+
+def test_optimizer_runs_scipy_blas_on_one_thread_and_restores_it(bgnbd: BetaGeoFit) -> None:
+    """L-BFGS-B runs with scipy's OpenBLAS on one thread (its tiny parallel solves stall on a busy
+    machine); the previous count is back afterwards, also when fits run concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from numpy.typing import NDArray
+
+    from crmcore.analytics import clv
+
+    control = clv._scipy_blas_threads()
+    if control is None:
+        pytest.skip("the thread count of scipy's OpenBLAS cannot be reached on this platform")
+    get, set_ = control
+    before = get()
+    seen: list[int] = []
+
+    def loglik(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        seen.append(get())
+        return -float(np.sum((theta - 2.0) ** 2)), -2.0 * (theta - 2.0)
+
+    set_(2)
+    try:
+        clv._maximize(loglik, np.ones(2), ("u", "v"), 100, 1e-8, 1.0)
+        assert seen[0] == 1  # inside the optimizer
+        assert seen[-1] == get() == 2  # the Hessian, after it
+        with ThreadPoolExecutor(4) as pool:
+            fits = list(pool.map(lambda _: BetaGeoModel().fit(X, T_X, AGE), range(8)))
+        assert fits == [bgnbd] * 8
+        assert get() == 2
+    finally:
+        set_(before)
