@@ -6,6 +6,8 @@ from there.
 
 from __future__ import annotations
 
+import random
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -244,6 +246,52 @@ class RecordsContract:
                 assert uow.orders.purchase_stats(through=_FAR, currency="EUR", customer_ids=["c1"]) == (
                     purchase_stats_of(stored.values(), through=_FAR, currency="EUR", customer_ids=["c1"])
                 )
+
+    def test_purchase_stats_stay_exact_when_writers_race(self, crm: CRM, tenant: str) -> None:
+        """Threads adding (in and out of time order), bulk-adding and refunding the same customers'
+        orders at once, retrying on conflicts, leave purchase_stats equal to the stored orders'."""
+        threads, rounds = 4, 6
+        errors: list[BaseException] = []
+
+        def work(seed: int) -> None:
+            rng = random.Random(seed)
+            try:
+                for _ in range(rounds):
+                    for _attempt in range(200):
+                        try:
+                            with crm.unit_of_work(tenant) as uow:
+                                at = T0 + timedelta(hours=rng.randrange(-200, 200))
+                                new = [_order(rng.choice(["c0", "c1"]), at, f"{rng.randrange(1, 99)}.50")]
+                                if rng.random() < 0.3:
+                                    new.append(_order("c0", at + timedelta(minutes=5), "1.00"))
+                                    uow.orders.bulk_add(new)
+                                else:
+                                    uow.orders.add(new[0])
+                                if rng.random() < 0.3:
+                                    some = uow.orders.find(Field("customer_id") == "c1", limit=1)
+                                    if some:
+                                        some[0].status = OrderStatus.REFUNDED
+                                        uow.orders.save(some[0])
+                                uow.commit()
+                            break
+                        except ConcurrencyError:
+                            continue
+                    else:
+                        raise AssertionError("no progress after 200 attempts")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(seed,)) for seed in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        assert not errors, errors
+        with crm.unit_of_work(tenant) as uow:
+            stored = list(uow.orders.iter_all())
+            assert len(stored) >= threads * rounds
+            assert uow.orders.purchase_stats(through=_FAR) == purchase_stats_of(stored, through=_FAR)
+            assert uow.orders.purchase_stats(through=T0) == purchase_stats_of(stored, through=T0)
 
     def test_purchase_stats_count_days_and_first_day_spend(self, crm: CRM, tenant: str) -> None:
         """Two orders on one UTC day are one purchase day; the first day's spend is kept apart."""

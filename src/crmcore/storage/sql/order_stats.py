@@ -11,6 +11,7 @@ of that time are aggregated from their orders (`read`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -29,13 +30,13 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
-from crmcore.clock import epoch_micros
+from crmcore.clock import MICROS_PER_DAY, epoch_micros
 from crmcore.customers.purchases import PurchaseStats
 from crmcore.storage.sql.tables import order_stats, orders
 
-__all__ = ["read", "rebuild", "refresh"]
+__all__ = ["read", "rebuild", "record", "refresh"]
 
 _ID_CHUNK = 500
 _COLUMNS = (
@@ -120,11 +121,92 @@ def _among(dialect: str, column: Any, chunk: Sequence[str]) -> Any:
     return column.in_(chunk)
 
 
+_LOCK_EACH_UP_TO = 32
+"""A write touching more customers than this locks the tenant's rollup as a whole (PostgreSQL)."""
+
+
+def _lock(conn: Connection, dialect: str, tenant: str, ids: Sequence[str]) -> None:
+    """Serialize rollup maintenance of these customers until commit (PostgreSQL; SQLite has one writer).
+
+    Without it two transactions writing one customer's orders at once (READ COMMITTED) would each
+    rewrite the row from a snapshot missing the other's order. A transaction-level advisory lock
+    per customer, under a shared lock on the tenant; a large write takes the tenant lock alone,
+    exclusively, instead of thousands of locks. Waiting for a lock then reading in a new statement
+    sees the other transaction's committed orders.
+    """
+    if dialect != "postgresql" or not ids:
+        return
+    key = f"crm_order_stats:{tenant}"
+    if len(ids) > _LOCK_EACH_UP_TO:
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+        return
+    # one round trip; customers in sorted order, so writers of the same customers mostly queue
+    # (PostgreSQL breaks any deadlock left, which the caller sees as a retryable ConcurrencyError)
+    locks = [func.pg_advisory_xact_lock(func.hashtextextended(f"{key}:{cid}", 0)) for cid in ids]
+    conn.execute(select(func.pg_advisory_xact_lock_shared(func.hashtextextended(key, 0)), *locks))
+
+
 def refresh(conn: Connection, dialect: str, tenant: str, customer_ids: Iterable[str]) -> None:
     """Rewrite the rollup rows of ``customer_ids`` from their orders (call after writing orders)."""
     ids = sorted(set(customer_ids))
     if ids:
+        _lock(conn, dialect, tenant, ids)
         _rewrite(conn, dialect, tenant, ids)
+
+
+def record(
+    conn: Connection, dialect: str, tenant: str, customer_id: str, currency: str, at: int, total: int
+) -> None:
+    """Account for one new counted order (``at`` in epoch microseconds, ``total`` in minor units).
+
+    One upsert in the common case: a first order inserts the row, an order no earlier than the
+    customer's last one updates it in place. An earlier order rewrites the row from the orders
+    instead (`refresh`). Both hold the customer's lock (`_lock`), so neither overwrites the other.
+    """
+    _lock(conn, dialect, tenant, [customer_id])
+    params = {
+        "tenant": tenant,
+        "customer": customer_id,
+        "currency": currency,
+        "at": at,
+        "total": total,
+        "day_start": at - at % MICROS_PER_DAY,
+    }
+    if conn.execute(_upsert(dialect), params).first() is None:  # earlier than the last order
+        _rewrite(conn, dialect, tenant, [customer_id])
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The statement `record` runs, built once per dialect (building it costs more than running it)."""
+    s = order_stats.c
+    at = bindparam("at", type_=BigInteger)
+    total = bindparam("total", type_=BigInteger)
+    day_start = bindparam("day_start", type_=BigInteger)
+    module = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(order_stats).values(
+        tenant_id=bindparam("tenant"),
+        customer_id=bindparam("customer"),
+        currency=bindparam("currency"),
+        orders=1,
+        purchase_days=1,
+        spend_minor=total,
+        first_day_spend_minor=total,
+        first_order_micros=at,
+        last_order_micros=at,
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[s.tenant_id, s.customer_id, s.currency],
+        set_={
+            "orders": s.orders + 1,
+            "purchase_days": s.purchase_days + case((s.last_order_micros < day_start, 1), else_=0),
+            "spend_minor": s.spend_minor + total,
+            "first_day_spend_minor": s.first_day_spend_minor
+            + case((s.first_order_micros >= day_start, total), else_=0),
+            "last_order_micros": at,
+        },
+        where=s.last_order_micros <= at,
+    ).returning(s.orders)
 
 
 def rebuild(conn: Connection, dialect: str, tenant: str | None = None) -> None:

@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from crmcore.clock import Clock
+from crmcore.clock import Clock, epoch_micros
 from crmcore.conditions import Condition
 from crmcore.customers.customer import Customer
 from crmcore.customers.interaction import Interaction
@@ -685,7 +685,17 @@ class SqlOrderRepository(SqlRepository[Order], OrderRepository):
 
     def _add(self, obj: Order) -> None:
         super()._add(obj)
-        self._refresh([obj.customer_id])
+        if obj.status.counts:
+            with translate_errors(self.aggregate.name):
+                order_stats.record(
+                    self.uow.conn,
+                    self.uow.store.dialect,
+                    self.uow.tenant,
+                    obj.customer_id,
+                    obj.currency,
+                    epoch_micros(obj.ordered_at),
+                    obj.total.minor,
+                )
 
     def _bulk_add(self, objs: list[Order]) -> None:
         super()._bulk_add(objs)
