@@ -226,6 +226,18 @@ _MAX_Q = 1e4
 """Past this q the customers' mean spends are all but equal: the Gamma-Gamma mixing is not identified."""
 
 
+def _no_heterogeneity(theta: FloatArray) -> str | None:
+    """Why a Gamma-Gamma fit at (p, q, gamma) = ``theta`` is not supported, if q ran off to infinity."""
+    p, q, gamma = (float(t) for t in theta)
+    if q <= _MAX_Q:
+        return None
+    return (
+        f"spend hardly varies between customers beyond purchase-to-purchase noise: q and gamma "
+        f"grow without bound together (q = {q:.3g}), so only the mean value per purchase "
+        f"(about {p * gamma / (q - 1):.4g}) is supported; value customers at that mean"
+    )
+
+
 def _estimates_frame(estimates: Iterable[ParameterEstimate]) -> Any:
     """Parameter estimates as a DataFrame indexed by ``name`` (both fits' `to_dataframe`)."""
     rows = [
@@ -328,8 +340,13 @@ def _maximize(
     max_iterations: int,
     tolerance: float,
     scale: float,
+    unsupported: Callable[[FloatArray], str | None] | None = None,
 ) -> _Optimum:
     """Maximise ``loglik`` (value and gradient in the original parameters) over positive parameters.
+
+    ``unsupported`` looks at where the optimizer stopped and names a known way the data fails the
+    model (checked first: a fit drifting off that way often also stops short of converging, and
+    the specific reason is the useful one).
 
     The optimizer works on log-parameters (no positivity constraint, and the scale of alpha or gamma
     does not matter); the objective is the mean log-likelihood per customer, so its size does not
@@ -360,6 +377,9 @@ def _maximize(
         )
     phi = np.asarray(result.x, dtype=np.float64)
     theta = np.exp(phi)
+    reason = None if unsupported is None else unsupported(theta)
+    if reason is not None:
+        raise FitError(reason)
     value, grad = loglik(theta)
     gradient_norm = float(np.max(np.abs(grad * theta)) / scale)
     if not np.isfinite(value):
@@ -751,15 +771,10 @@ class GammaGammaModel:
             self.max_iterations,
             self.tolerance,
             float(n_used),
+            unsupported=_no_heterogeneity,
         )
         p, q, gamma = optimum.params
         p_se, q_se, gamma_se = optimum.standard_errors
-        if q > _MAX_Q:
-            raise FitError(
-                f"spend hardly varies between customers beyond purchase-to-purchase noise: q and gamma "
-                f"grow without bound together (q = {q:.3g}), so only the mean value per purchase "
-                f"(about {p * gamma / (q - 1):.4g}) is supported; value customers at that mean"
-            )
         correlation = float(np.corrcoef(x, m)[0, 1]) if np.ptp(x) > 0 and np.ptp(m) > 0 else 0.0
         return GammaGammaFit(
             p=p,
