@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, overload
 import attrs
 
 from crmcore.analytics._extras import require
+from crmcore.analytics.summaries import CustomerSummaries
 from crmcore.errors import CrmError, FieldError, ValidationError
 from crmcore.money import Money
 
@@ -208,7 +209,19 @@ def _check_spend(frequency: ArrayLike, monetary_value: ArrayLike) -> tuple[Float
 
 
 def _summary_columns(summaries: Iterable[Any], names: Sequence[tuple[str, ...]]) -> list[list[float]]:
-    """Columns read from records by attribute; each entry of ``names`` lists accepted spellings."""
+    """Columns read from records by attribute; each entry of ``names`` lists accepted spellings.
+
+    `CustomerSummaries` already holds columns: they are read as they are, without building one
+    object per customer.
+    """
+    if isinstance(summaries, CustomerSummaries):
+        found = {
+            "frequency": list(map(float, summaries.frequency)),
+            "recency": list(summaries.recency),
+            "T": list(summaries.age),
+            "monetary_value": summaries.amounts("monetary_value"),
+        }
+        return [found[spellings[0]] for spellings in names]
     columns: list[list[float]] = [[] for _ in names]
     for index, record in enumerate(summaries):
         for column, spellings in zip(columns, names, strict=True):
