@@ -257,21 +257,27 @@ def _from_stats(
     per_unit = unit.days
     observed_day = epoch_micros(observed_at) // MICROS_PER_DAY
     first_days = [m // MICROS_PER_DAY for m in stats.first_order_micros]
-    last_days = [m // MICROS_PER_DAY for m in stats.last_order_micros]
-    frequency = tuple(d - 1 for d in stats.purchase_days)
-    repeat = [s - f for s, f in zip(stats.spend_minor, stats.first_day_spend_minor, strict=True)]
+    # list comprehensions, then tuples: faster than tuple(generator) at a hundred thousand rows
+    frequency = [d - 1 for d in stats.purchase_days]
+    recency = [
+        (last // MICROS_PER_DAY - first) / per_unit
+        for first, last in zip(first_days, stats.last_order_micros, strict=True)
+    ]
+    age = [(observed_day - first) / per_unit for first in first_days]
+    # mean repeat spend rounded half up in integers: floor(a / n + 1/2), exact as spend is never negative
+    monetary = [
+        (2 * (spend - first) + n) // (2 * n) if n else 0
+        for spend, first, n in zip(stats.spend_minor, stats.first_day_spend_minor, frequency, strict=True)
+    ]
     return CustomerSummaries(
         observed_at=observed_at,
         unit=unit,
         currency=code,
         customer_ids=stats.customer_ids,
-        frequency=frequency,
-        recency=tuple((last - first) / per_unit for first, last in zip(first_days, last_days, strict=True)),
-        age=tuple((observed_day - first) / per_unit for first in first_days),
-        # round half up in integers: floor(a / n + 1/2), exact since spend is never negative
-        monetary_value_minor=tuple(
-            (2 * a + n) // (2 * n) if n else 0 for a, n in zip(repeat, frequency, strict=True)
-        ),
+        frequency=tuple(frequency),
+        recency=tuple(recency),
+        age=tuple(age),
+        monetary_value_minor=tuple(monetary),
         total_spend_minor=stats.spend_minor,
         orders=stats.orders,
         first_order_micros=stats.first_order_micros,

@@ -251,7 +251,11 @@ def read(
     for chunk in chunks:
         where = mine if chunk is None else [*mine, _among(dialect, s.customer_id, chunk)]
         stmt = select(*(s[name] for name in _COLUMNS)).where(*where, s.first_order_micros <= t)
-        found = conn.execute(stmt.order_by(s.customer_id, s.currency)).all()
+        result = conn.execute(stmt.order_by(s.customer_id, s.currency))
+        try:  # plain DBAPI tuples: these int and text columns need no result processing
+            found = result.cursor.fetchall()
+        finally:
+            result.close()
         whole = [r for r in found if r[7] <= t]
         if len(whole) < len(found):
             straddling.update((r[0], r[1]) for r in found if r[7] > t)
