@@ -15,6 +15,7 @@ tests of a session. Differences between adapters are gated by `StoreCapabilities
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from crmcore.storage.base import DEFAULT_TENANT, UnitOfWork
 from crmcore.testing import strategies as cst
 from crmcore.testing.assignment_contract import AssignmentContract
 from crmcore.testing.pipeline_contract import PipelineContract
+from crmcore.testing.racing import race_threads
 from crmcore.testing.records_contract import RecordsContract
 from crmcore.testing.segments_contract import SegmentsContract
 from crmcore.testing.tickets_contract import TicketsContract
@@ -275,32 +277,15 @@ class StoreContract(RecordsContract, SegmentsContract, TicketsContract, Assignme
         """Threads incrementing one counter with retry-on-conflict lose no increment."""
         c = self.stored(crm, tenant, _customer(custom={"n": 0}))[0]
         threads, per_thread = 4, 5
-        errors: list[BaseException] = []
 
-        def work() -> None:
-            try:
-                for _ in range(per_thread):
-                    for _attempt in range(200):
-                        try:
-                            with crm.unit_of_work(tenant) as uow:
-                                got = uow.customers.get(c.id)
-                                got.custom = {"n": got.custom["n"] + 1}
-                                uow.customers.save(got)
-                                uow.commit()
-                            break
-                        except ConcurrencyError:
-                            continue
-                    else:
-                        raise AssertionError("no progress after 200 attempts")
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+        def one_round(_: random.Random) -> None:
+            with crm.unit_of_work(tenant) as uow:
+                got = uow.customers.get(c.id)
+                got.custom = {"n": got.custom["n"] + 1}
+                uow.customers.save(got)
+                uow.commit()
 
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(timeout=120)
-        assert not errors
+        race_threads(threads, per_thread, one_round)
         with crm.unit_of_work(tenant) as uow:
             final = uow.customers.get(c.id)
         assert final.custom["n"] == threads * per_thread

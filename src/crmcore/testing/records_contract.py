@@ -7,7 +7,6 @@ from there.
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,6 +32,7 @@ from crmcore.ids import new_id
 from crmcore.money import Money
 from crmcore.storage.base import CUSTOMER_LINKS, Aggregate, UnitOfWork
 from crmcore.testing import strategies as cst
+from crmcore.testing.racing import race_threads
 
 __all__ = ["RecordsContract"]
 
@@ -251,42 +251,24 @@ class RecordsContract:
         """Threads adding (in and out of time order), bulk-adding and refunding the same customers'
         orders at once, retrying on conflicts, leave purchase_stats equal to the stored orders'."""
         threads, rounds = 4, 6
-        errors: list[BaseException] = []
 
-        def work(seed: int) -> None:
-            rng = random.Random(seed)
-            try:
-                for _ in range(rounds):
-                    for _attempt in range(200):
-                        try:
-                            with crm.unit_of_work(tenant) as uow:
-                                at = T0 + timedelta(hours=rng.randrange(-200, 200))
-                                new = [_order(rng.choice(["c0", "c1"]), at, f"{rng.randrange(1, 99)}.50")]
-                                if rng.random() < 0.3:
-                                    new.append(_order("c0", at + timedelta(minutes=5), "1.00"))
-                                    uow.orders.bulk_add(new)
-                                else:
-                                    uow.orders.add(new[0])
-                                if rng.random() < 0.3:
-                                    some = uow.orders.find(Field("customer_id") == "c1", limit=1)
-                                    if some:
-                                        some[0].status = OrderStatus.REFUNDED
-                                        uow.orders.save(some[0])
-                                uow.commit()
-                            break
-                        except ConcurrencyError:
-                            continue
-                    else:
-                        raise AssertionError("no progress after 200 attempts")
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+        def one_round(rng: random.Random) -> None:
+            with crm.unit_of_work(tenant) as uow:
+                at = T0 + timedelta(hours=rng.randrange(-200, 200))
+                new = [_order(rng.choice(["c0", "c1"]), at, f"{rng.randrange(1, 99)}.50")]
+                if rng.random() < 0.3:
+                    new.append(_order("c0", at + timedelta(minutes=5), "1.00"))
+                    uow.orders.bulk_add(new)
+                else:
+                    uow.orders.add(new[0])
+                if rng.random() < 0.3:
+                    some = uow.orders.find(Field("customer_id") == "c1", limit=1)
+                    if some:
+                        some[0].status = OrderStatus.REFUNDED
+                        uow.orders.save(some[0])
+                uow.commit()
 
-        workers = [threading.Thread(target=work, args=(seed,)) for seed in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(timeout=120)
-        assert not errors, errors
+        race_threads(threads, rounds, one_round)
         with crm.unit_of_work(tenant) as uow:
             stored = list(uow.orders.iter_all())
             assert len(stored) >= threads * rounds
