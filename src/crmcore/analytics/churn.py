@@ -951,7 +951,8 @@ def fit_churn_classifier(
         features: feature name to `FeatureKind` (or its value: ``"numeric"``, ``"log_numeric"``,
             ``"categorical"``).
         l2: penalty on the sum of squared coefficients; positive, since every category level is kept
-            (a tiny value such as 1e-6 is close to plain maximum likelihood).
+            (1e-3 is close to plain maximum likelihood; much smaller values may not converge when
+            categorical columns repeat each other, e.g. several "No internet service" levels).
 
     Raises:
         ValidationError: mismatched lengths, one outcome class only, bad kinds, a constant feature or
