@@ -3,7 +3,7 @@
 Generates 18 months of orders for 300 customers (each with their own purchase rate and basket
 size; about a third stop buying partway), stores them in an in-memory SQLite store, and prints a
 short report. Needs numpy and scipy: ``pip install "crmcore[analytics]"``. Run:
-``python examples/analytics.py``. The data are seeded, so the output is the same on every run.
+``python examples/customer_analytics.py``. The data are seeded, so the output is the same on every run.
 """
 
 from __future__ import annotations
