@@ -215,13 +215,13 @@ def _summary_columns(summaries: Iterable[Any], names: Sequence[tuple[str, ...]])
     object per customer.
     """
     if isinstance(summaries, CustomerSummaries):
-        found = {
-            "frequency": list(map(float, summaries.frequency)),
-            "recency": list(summaries.recency),
-            "T": list(summaries.age),
-            "monetary_value": summaries.amounts("monetary_value"),
+        read: dict[str, Callable[[CustomerSummaries], list[float]]] = {
+            "frequency": lambda s: list(map(float, s.frequency)),
+            "recency": lambda s: list(s.recency),
+            "T": lambda s: list(s.age),
+            "monetary_value": lambda s: s.amounts("monetary_value"),
         }
-        return [found[spellings[0]] for spellings in names]
+        return [read[spellings[0]](summaries) for spellings in names]
     columns: list[list[float]] = [[] for _ in names]
     for index, record in enumerate(summaries):
         for column, spellings in zip(columns, names, strict=True):

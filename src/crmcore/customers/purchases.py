@@ -55,11 +55,11 @@ class PurchaseStats:
         first order, last order), already sorted, numbers as ``int``.
         """
         rows = rows if isinstance(rows, list) else list(rows)
+        if any(len(r) != 8 for r in rows):
+            raise ValueError("PurchaseStats rows have 8 columns")
         # one comprehension per column: zip(*rows) would allocate an iterator per row, and a
         # hundred thousand new container objects set off full garbage-collector passes
         cols = [tuple([r[k] for r in rows]) for k in range(8)]
-        if any(len(r) != 8 for r in rows):
-            raise ValueError("PurchaseStats rows have 8 columns")
         return cls(
             customer_ids=cols[0],
             currencies=cols[1],

@@ -3,10 +3,11 @@
 Customer summaries need, per customer, the counted orders, the distinct UTC purchase days, the
 spend, the spend on the first day and the first and last order. Aggregating that from a million
 orders at every call costs seconds (a window for the first day, a distinct count of days), so the
-SQL order repository keeps it in a rollup instead: every order write rewrites the rows of the
-customers it touches, from ``crm_orders``, in the same transaction (`refresh`). A read as of a
-time after a customer's last order takes the row as it is; customers with orders on both sides
-of that time are aggregated from their orders (`read`).
+SQL order repository keeps it in a rollup instead, in the same transaction as every order write:
+a new order at or after the customer's last one is one upsert (`record`); anything else rewrites
+the rows of the customers it touches from ``crm_orders`` (`refresh`). A read as of a time after a
+customer's last order takes the row as it is; customers with orders on both sides of that time
+are aggregated from their orders (`read`).
 """
 
 from __future__ import annotations
@@ -107,10 +108,16 @@ def _aggregate(dialect: str, source: Any, where: Sequence[Any]) -> Any:
 def _chunks(dialect: str, ids: Sequence[str] | None) -> list[Sequence[str] | None]:
     """``ids`` in the pieces one statement takes: all at once on PostgreSQL, IN lists elsewhere.
 
-    ``[None]`` means no restriction. One array parameter keeps PostgreSQL from re-planning (and
-    re-scanning, with stale statistics right after an import) per chunk.
+    ``[None]`` (for ``ids`` None) means no restriction. One array parameter keeps PostgreSQL from
+    re-planning (and re-scanning, with stale statistics right after an import) per chunk.
     """
-    if ids is None or dialect == "postgresql":
+    if ids is None:
+        return [None]
+    return list(_pieces(dialect, ids))
+
+
+def _pieces(dialect: str, ids: Sequence[str]) -> list[Sequence[str]]:
+    if dialect == "postgresql":
         return [ids]
     return [ids[i : i + _ID_CHUNK] for i in range(0, len(ids), _ID_CHUNK)]
 
@@ -161,7 +168,8 @@ def record(
 
     One upsert in the common case: a first order inserts the row, an order no earlier than the
     customer's last one updates it in place. An earlier order rewrites the row from the orders
-    instead (`refresh`). Both hold the customer's lock (`_lock`), so neither overwrites the other.
+    instead, as `refresh` does. Both hold the customer's lock (`_lock`), so neither overwrites the
+    other.
     """
     _lock(conn, dialect, tenant, [customer_id])
     params = {
@@ -265,8 +273,8 @@ def read(
         own = [c.tenant_id == tenant, c.ordered_at <= through]
         if currency is not None:
             own.append(c.currency == currency)
-        for chunk in _chunks(dialect, ids):
-            stmt = _aggregate(dialect, orders, [*own, _among(dialect, c.customer_id, chunk or ids)])
+        for piece in _pieces(dialect, ids):
+            stmt = _aggregate(dialect, orders, [*own, _among(dialect, c.customer_id, piece)])
             rows += [
                 (r[1], r[2], *map(int, r[3:]))  # sums may come back as Decimal
                 for r in conn.execute(stmt)
